@@ -1,0 +1,70 @@
+# One Dockerfile for every Python service of the suite: the dependencies are
+# installed once (stage "runtime"), and each service is a small target on top
+# that adds only its own folder. docker-compose.yml builds one target each.
+
+FROM python:3.13-slim AS dependencies
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+
+FROM python:3.13-slim AS protos
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/protoc
+COPY requirements-build.txt /tmp/requirements-build.txt
+RUN /opt/protoc/bin/pip install -r /tmp/requirements-build.txt
+COPY protos/ /src/protos/
+RUN PATH=/opt/protoc/bin:$PATH bash /src/protos/generate.sh /opt/generated
+
+FROM python:3.13-slim AS runtime
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent suite \
+ && mkdir -p /run/suite-secrets /var/lib/websocket-client \
+ && chown suite:suite /run/suite-secrets /var/lib/websocket-client
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app:/app/generated \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+COPY --from=dependencies /opt/venv /opt/venv
+COPY --from=protos /opt/generated /app/generated
+COPY msgsuite/ /app/msgsuite/
+USER suite
+
+FROM runtime AS secrets-init
+ENTRYPOINT ["python", "-m", "msgsuite.secrets_init", "/run/suite-secrets"]
+CMD ["postgres_password", "rabbitmq_password"]
+
+FROM runtime AS rest-server
+COPY rest_server/ /app/rest_server/
+EXPOSE 8000
+CMD ["python", "-m", "rest_server"]
+
+FROM runtime AS grpc-server
+COPY grpc_server/ /app/grpc_server/
+EXPOSE 50051
+CMD ["python", "-m", "grpc_server"]
+
+FROM runtime AS rabbitmq-server
+COPY rabbitmq_server/ /app/rabbitmq_server/
+CMD ["python", "-m", "rabbitmq_server"]
+
+FROM runtime AS websocket-hub
+COPY websocket_hub/ /app/websocket_hub/
+EXPOSE 8765
+CMD ["python", "-m", "websocket_hub"]
+
+FROM runtime AS websocket-client
+COPY websocket_client/ /app/websocket_client/
+CMD ["python", "-m", "websocket_client"]
+
+FROM runtime AS rest-client
+COPY rest_client/ /app/rest_client/
+ENTRYPOINT ["python", "-m", "rest_client"]
+
+FROM runtime AS grpc-client
+COPY grpc_client/ /app/grpc_client/
+ENTRYPOINT ["python", "-m", "grpc_client"]
+
+FROM runtime AS rabbitmq-client
+COPY rabbitmq_client/ /app/rabbitmq_client/
+ENTRYPOINT ["python", "-m", "rabbitmq_client"]

@@ -1,0 +1,1 @@
+"""The gRPC command-line client."""

@@ -1,0 +1,1 @@
+"""The gRPC server, with the standard health checking and reflection services."""

@@ -1,0 +1,92 @@
+"""python -m grpc_server: serves suite.v1.MessageService, health and reflection on GRPC_PORT."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from suite.v1 import messages_pb2, messages_pb2_grpc
+
+from msgsuite import logs, shutdown
+from msgsuite.database import ConnectionPool, DatabaseUnavailable
+from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+
+from .service import MessageService
+
+SERVICE_NAME = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
+# A valid message is at most 4096 characters (16 KiB of UTF-8); larger
+# requests are refused by gRPC itself with RESOURCE_EXHAUSTED.
+MAX_REQUEST_BYTES = 64 * 1024
+GRACE_SECONDS = 10
+
+
+def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stopping: threading.Event) -> None:
+    """Reports SERVING while the database answers, NOT_SERVING while it does not."""
+    log = logging.getLogger("grpc-server")
+    serving: bool | None = None
+    while not stopping.is_set():
+        try:
+            with pool.connection() as conn:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                conn.rollback()
+            now_serving = True
+        except DatabaseUnavailable as error:
+            now_serving = False
+            if serving is not False:
+                log.warning("database unreachable, reporting NOT_SERVING: %s", error)
+        if now_serving != serving and not stopping.is_set():
+            status = health_pb2.HealthCheckResponse.SERVING if now_serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", SERVICE_NAME):
+                servicer.set(name, status)
+            if now_serving:
+                log.info("database reachable, reporting SERVING")
+            serving = now_serving
+        stopping.wait(2.0 if serving else 1.0)
+
+
+def main() -> int:
+    log = logs.configure("grpc-server")
+    try:
+        settings = DatabaseSettings.from_env()
+        port = integer("GRPC_PORT", 50051)
+        workers = integer("GRPC_WORKERS", 16)
+    except MissingSetting as error:
+        log.error("cannot start: %s", error)
+        return 2
+    pool = ConnectionPool(settings)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+    )
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(pool), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    server.add_insecure_port(f"0.0.0.0:{port}")
+
+    def stop() -> None:
+        log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
+        health_servicer.enter_graceful_shutdown()
+        server.stop(GRACE_SECONDS)
+
+    stopping = shutdown.on_stop(stop)
+    server.start()
+    log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
+    threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
+    server.wait_for_termination()
+    pool.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Code shared by every service and client of the message suite."""

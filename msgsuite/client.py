@@ -1,0 +1,35 @@
+"""What a client sends through: one interface for the three protocols."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Rejected(Exception):
+    """The server refused the message; sending it again cannot help."""
+
+
+class Unreachable(Exception):
+    """The server could not be reached or could not store now; a retry may help."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the server answered: the stored record, or only that the broker has it."""
+
+    id: int | None = None
+    repeated: bool = False
+
+    def line(self) -> str:
+        if self.id is None:
+            return "queued (confirmed by the broker; its total arrives with the notification)"
+        line = f"stored id={self.id} total={self.id}"
+        return line + " (repeated idempotency key: nothing new stored)" if self.repeated else line
+
+
+class Sender(Protocol):
+    """Sends one message with its idempotency key; raises Rejected or Unreachable."""
+
+    def send(self, text: str, key: str) -> Receipt: ...
+
+    def close(self) -> None: ...

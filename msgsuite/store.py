@@ -1,0 +1,73 @@
+"""Storing and reading messages: the only SQL the servers and the hub run."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2.extensions
+
+from .database import ConnectionPool
+from .messages import StoredMessage, Via
+
+_COLUMNS = "id, via, message, created_at, idempotency_key"
+
+
+def store_messages(
+    pool: ConnectionPool, via: Via, texts: Sequence[str], keys: Sequence[str | None]
+) -> list[StoredMessage]:
+    """Stores validated texts in one transaction, in order; one record per text.
+
+    A text whose key was stored before comes back as the original record with
+    repeated=True. Raises DatabaseUnavailable when the database cannot be reached.
+    """
+    if len(texts) != len(keys):
+        raise ValueError("one key (or None) is needed per text")
+    with pool.connection() as conn:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, via, message, created_at, idempotency_key, repeated"
+                " FROM store_messages(%s, %s::text[], %s::text[])",
+                (via.value, list(texts), list(keys)),
+            )
+            rows = cursor.fetchall()
+        conn.commit()
+    return [_record(row[:5], repeated=row[5]) for row in rows]
+
+
+def store_message(pool: ConnectionPool, via: Via, text: str, key: str | None) -> StoredMessage:
+    return store_messages(pool, via, [text], [key])[0]
+
+
+def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
+        )
+        rows = cursor.fetchall()
+    conn.rollback()
+    return [_record(row) for row in rows]
+
+
+def message_by_id(conn: psycopg2.extensions.connection, message_id: int) -> StoredMessage | None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = %s", (message_id,))
+        row = cursor.fetchone()
+    conn.rollback()
+    return _record(row) if row else None
+
+
+def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
+    """The stream's epoch and its total so far."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT epoch::text, total FROM stream")
+        epoch, total = cursor.fetchone()
+    conn.rollback()
+    return epoch, total
+
+
+def _record(row: Sequence[Any], repeated: bool = False) -> StoredMessage:
+    message_id, via, message, created_at, key = row
+    return StoredMessage(
+        id=message_id, via=Via(via), message=message, created_at=created_at,
+        idempotency_key=key, repeated=repeated,
+    )

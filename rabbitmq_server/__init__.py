@@ -1,0 +1,1 @@
+"""The RabbitMQ consumer: reads the queue, stores, acknowledges after commit."""

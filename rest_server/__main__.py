@@ -1,0 +1,34 @@
+"""python -m rest_server: serves the API on REST_PORT (default 8000)."""
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from msgsuite import logs
+from msgsuite.database import ConnectionPool
+from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+
+from .app import create_app
+
+
+def main() -> int:
+    log = logs.configure("rest-server")
+    try:
+        settings = DatabaseSettings.from_env()
+        port = integer("REST_PORT", 8000)
+    except MissingSetting as error:
+        log.error("cannot start: %s", error)
+        return 2
+    pool = ConnectionPool(settings)
+    log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
+    # uvicorn stops on SIGTERM after in-flight requests finish.
+    uvicorn.run(create_app(pool), host="0.0.0.0", port=port, access_log=False,
+                log_level="warning", timeout_graceful_shutdown=10)
+    pool.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The HTTP API: POST /messages stores, GET reads, /health checks the database."""
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from msgsuite.database import ConnectionPool, DatabaseUnavailable
+from msgsuite.messages import MAX_MESSAGE_CHARS, InvalidMessage, Via, validate_key, validate_text
+from msgsuite.store import message_by_id, messages_after, store_message
+
+from .body_limit import BodySizeLimit
+
+log = logging.getLogger("rest-server")
+
+# 4096 characters of JSON-escaped text (up to 12 bytes each as a surrogate
+# pair) fit well inside this; anything larger cannot be a valid message.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: StrictStr
+
+
+class MessageOut(BaseModel):
+    id: int
+    total: int
+    via: str
+    message: str
+    created_at: str
+    idempotency_key: str | None
+    repeated: bool
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_after: int
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+
+
+def _unavailable(error: DatabaseUnavailable) -> JSONResponse:
+    log.warning("database unavailable: %s", error)
+    return _problem(503, "the database is unavailable; retry later", **{"Retry-After": "1"})
+
+
+def create_app(pool: ConnectionPool) -> FastAPI:
+    app = FastAPI(
+        title="Message suite REST server",
+        description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
+        "each one through the WebSocket hub.",
+        version="1.0.0",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        reasons = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            reasons.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+        return _problem(422, "; ".join(reasons) or "invalid request")
+
+    @app.middleware("http")
+    async def require_json(request: Request, call_next: Any) -> Any:
+        if request.method == "POST":
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                return _problem(415, "send the message as JSON with Content-Type: application/json")
+        return await call_next(request)
+
+    @app.post(
+        "/messages",
+        status_code=201,
+        response_model=MessageOut,
+        responses={200: {"model": MessageOut, "description": "The key was stored before: the original record"},
+                   415: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem},
+                   503: {"model": Problem}},
+        summary="Store a message",
+    )
+    def post_message(
+        body: MessageIn,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Any:
+        try:
+            text = validate_text(body.message)
+            key = validate_key(idempotency_key)
+        except InvalidMessage as error:
+            return _problem(422, error.reason)
+        try:
+            record = store_message(pool, Via.REST, text, key)
+        except DatabaseUnavailable as error:
+            return _unavailable(error)
+        log.debug("stored id=%d repeated=%s", record.id, record.repeated)
+        return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
+
+    @app.get("/messages", response_model=MessagePage, summary="Stored messages after an id, in id order")
+    def list_messages(
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        try:
+            with pool.connection() as conn:
+                records = messages_after(conn, after, limit)
+        except DatabaseUnavailable as error:
+            return _unavailable(error)
+        return {"messages": [r.as_json() for r in records], "next_after": records[-1].id if records else after}
+
+    @app.get("/messages/{message_id}", response_model=MessageOut, responses={404: {"model": Problem}},
+             summary="One stored message")
+    def get_message(message_id: Annotated[int, Path(ge=1)]) -> Any:
+        try:
+            with pool.connection() as conn:
+                record = message_by_id(conn, message_id)
+        except DatabaseUnavailable as error:
+            return _unavailable(error)
+        if record is None:
+            return _problem(404, f"no message with id {message_id}")
+        return record.as_json()
+
+    @app.get("/health", summary="200 when the database answers, 503 when it does not")
+    def health() -> Any:
+        try:
+            with pool.connection() as conn:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                conn.rollback()
+        except DatabaseUnavailable as error:
+            return _unavailable(error)
+        return {"status": "ok"}
+
+    return BodySizeLimit(app, MAX_BODY_BYTES)  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""The WebSocket client: prints every notification once and resumes after a restart."""

@@ -1,0 +1,1 @@
+"""The WebSocket hub: follows the messages table and relays it to every listener."""

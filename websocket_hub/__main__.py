@@ -1,0 +1,60 @@
+"""python -m websocket_hub: relays every stored message to every listener on HUB_PORT (8765)."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+
+from websockets.asyncio.server import serve
+
+from msgsuite import logs
+from msgsuite.database import ConnectionPool
+from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+
+from .follower import Follower
+from .http_routes import Routes
+from .listeners import Listeners
+from .stream import Stream
+
+
+async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: float) -> None:
+    log = logs.configure("websocket-hub")
+    loop = asyncio.get_running_loop()
+    stream = Stream(capacity=memory)
+    follower = Follower(settings, stream, loop)
+    threading.Thread(target=follower.run, name="follower", daemon=True).start()
+    listeners = Listeners(stream, ConnectionPool(settings, size=2), send_timeout)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with serve(
+        listeners.serve, "0.0.0.0", port,
+        process_request=Routes(stream, listeners),
+        compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
+        max_size=1024,  # listeners have nothing to send
+        write_limit=256 * 1024,
+    ):
+        log.info("listening on port %d", port)
+        await stop.wait()
+        log.info("stopping: closing %d listener connections", listeners.connected)
+    follower.stopping.set()
+    log.info("stopped")
+
+
+def main() -> int:
+    log = logs.configure("websocket-hub")
+    try:
+        settings = DatabaseSettings.from_env()
+        port = integer("HUB_PORT", 8765)
+        memory = integer("HUB_MEMORY_FRAMES", 20000)
+        send_timeout = float(integer("HUB_SLOW_LISTENER_SECONDS", 10))
+    except MissingSetting as error:
+        log.error("cannot start: %s", error)
+        return 2
+    asyncio.run(run(settings, port, memory, send_timeout))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

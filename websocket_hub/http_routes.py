@@ -1,0 +1,61 @@
+"""Plain HTTP answered before the WebSocket handshake: the page, /health, bad requests."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from .listeners import BadRequest, Listeners, parse_subscription
+from .stream import Stream
+
+PAGE = (Path(__file__).parent / "page.html").read_bytes()
+NOTIFICATIONS_PATH = "/notifications"
+HEALTHY_WITHIN_SECONDS = 15.0
+
+
+def _response(status: int, reason: str, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                       ("Cache-Control", "no-store")])
+    return Response(status, reason, headers, body)
+
+
+def _json(status: int, reason: str, payload: dict[str, object]) -> Response:
+    return _response(status, reason, json.dumps(payload).encode(), "application/json")
+
+
+class Routes:
+    def __init__(self, stream: Stream, listeners: Listeners) -> None:
+        self._stream = stream
+        self._listeners = listeners
+
+    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == NOTIFICATIONS_PATH:
+            try:
+                parse_subscription(request.path)
+            except BadRequest as error:
+                return _json(400, "Bad Request", {"detail": str(error)})
+            if "websocket" not in request.headers.get("Upgrade", "").lower():
+                return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
+            return None
+        if path == "/health":
+            return self._health()
+        if path == "/":
+            return _response(200, "OK", PAGE, "text/html; charset=utf-8")
+        return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
+
+    def _health(self) -> Response:
+        fresh = time.monotonic() - self._stream.database_ok_at <= HEALTHY_WITHIN_SECONDS
+        payload = {
+            "status": "ok" if fresh and self._stream.epoch else "database unreachable",
+            "epoch": self._stream.epoch,
+            "head": self._stream.head,
+            "listeners": self._listeners.connected,
+        }
+        if fresh and self._stream.epoch:
+            return _json(200, "OK", payload)
+        return _json(503, "Service Unavailable", payload)

@@ -1,0 +1,123 @@
+"""One coroutine pair per listener: send frames in id order, refuse anything it sends."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from msgsuite.database import ConnectionPool, DatabaseUnavailable
+from msgsuite.store import messages_after
+
+from .frames import Frame, encode_frame
+from .stream import Stream
+
+log = logging.getLogger("websocket-hub")
+
+BATCH = 500
+_WHOLE_NUMBER = re.compile(r"\d{1,18}")
+_EPOCH = re.compile(r"[0-9a-fA-F-]{1,64}")
+
+CLOSE_POLICY = 1008  # the listener sent a frame
+CLOSE_RESTART = 1012  # the stream was replaced: reconnect with your cursor
+CLOSE_TRY_AGAIN = 1013  # too slow: reconnect with after=<last id>
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Subscription:
+    after: int
+    epoch: str | None
+
+
+def parse_subscription(target: str) -> Subscription:
+    """Reads ?after=<id>&epoch=<epoch> from a request target; raises BadRequest."""
+    query = parse_qs(urlsplit(target).query, keep_blank_values=True)
+    unknown = set(query) - {"after", "epoch"}
+    if unknown:
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; use after and epoch")
+    after_values = query.get("after", ["0"])
+    if len(after_values) != 1 or not _WHOLE_NUMBER.fullmatch(after_values[0]):
+        raise BadRequest("after must be a whole number (the last id you received, 0 for all)")
+    epoch_values = query.get("epoch", [])
+    if len(epoch_values) > 1 or (epoch_values and not _EPOCH.fullmatch(epoch_values[0])):
+        raise BadRequest("epoch must be the epoch of a frame you received")
+    return Subscription(int(after_values[0]), epoch_values[0] if epoch_values else None)
+
+
+class Listeners:
+    def __init__(self, stream: Stream, pool: ConnectionPool, send_timeout: float) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._send_timeout = send_timeout
+        self.connected = 0
+
+    async def serve(self, websocket: ServerConnection) -> None:
+        subscription = parse_subscription(websocket.request.path if websocket.request else "")
+        self.connected += 1
+        sender = asyncio.create_task(self._send_frames(websocket, subscription))
+        refuser = asyncio.create_task(self._refuse_input(websocket))
+        try:
+            await asyncio.wait({sender, refuser}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, refuser):
+                task.cancel()
+            self.connected -= 1
+
+    async def _refuse_input(self, websocket: ServerConnection) -> None:
+        try:
+            async for _ in websocket:
+                log.info("listener %s sent a frame; closing it", websocket.remote_address)
+                await websocket.close(CLOSE_POLICY, "listeners cannot publish")
+                return
+        except ConnectionClosed:
+            return
+
+    async def _send_frames(self, websocket: ServerConnection, subscription: Subscription) -> None:
+        epoch = await self._stream.ready()
+        cursor = subscription.after
+        if subscription.epoch is not None and subscription.epoch != epoch:
+            log.info("listener %s had epoch %s; replaying epoch %s from the start",
+                     websocket.remote_address, subscription.epoch, epoch)
+            cursor = 0
+        try:
+            while True:
+                if self._stream.epoch != epoch:
+                    await websocket.close(CLOSE_RESTART, "the stream was replaced; reconnect with your cursor")
+                    return
+                changed = self._stream.changed
+                frames = self._stream.after(cursor, BATCH)
+                if frames is None:
+                    frames = await self._read_back(epoch, cursor)
+                if not frames:
+                    await changed.wait()
+                    continue
+                for frame in frames:
+                    await asyncio.wait_for(websocket.send(frame.data), self._send_timeout)
+                    cursor = frame.id
+        except TimeoutError:
+            log.warning("listener %s too slow (a send waited %.0f s); disconnecting it at id %d",
+                        websocket.remote_address, self._send_timeout, cursor)
+            websocket.transport.abort()
+        except ConnectionClosed:
+            return
+
+    async def _read_back(self, epoch: str, cursor: int) -> list[Frame]:
+        """Frames older than the hub's memory, from the table itself."""
+        def read() -> list[Frame]:
+            with self._pool.connection() as conn:
+                return [encode_frame(epoch, record) for record in messages_after(conn, cursor, BATCH)]
+
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(None, read)
+            except DatabaseUnavailable as error:
+                log.warning("catch-up read failed (%s); retrying in 1 s", error)
+                await asyncio.sleep(1)

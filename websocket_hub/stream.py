@@ -1,0 +1,70 @@
+"""The hub's view of the log: its epoch, its head and the most recent frames.
+
+Only the event loop touches a Stream; the follower thread hands it frames
+with call_soon_threadsafe. Ids are gap-free, so frame n sits at a fixed
+offset from the first frame kept.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .frames import Frame
+
+
+class Stream:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.epoch: str | None = None
+        self.head = 0
+        self.database_ok_at = 0.0
+        self._frames: list[Frame] = []
+        self._changed = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set at the next change; take it before reading, then wait on it."""
+        return self._changed
+
+    async def ready(self) -> str:
+        await self._ready.wait()
+        assert self.epoch is not None
+        return self.epoch
+
+    def set_epoch(self, epoch: str) -> None:
+        """The database says which stream it holds; a new one starts over from id 0."""
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.head = 0
+            self._frames = []
+            self._ready.set()
+            self._wake()
+
+    def publish(self, epoch: str, frames: list[Frame]) -> None:
+        if epoch != self.epoch or not frames:
+            return
+        if frames[0].id != self.head + 1:
+            # The follower never skips; refuse to keep a hole in memory.
+            raise ValueError(f"frame {frames[0].id} does not follow {self.head}")
+        self._frames.extend(frames)
+        self.head = frames[-1].id
+        if len(self._frames) > 2 * self.capacity:
+            del self._frames[: len(self._frames) - self.capacity]
+        self._wake()
+
+    def mark_database_ok(self) -> None:
+        self.database_ok_at = time.monotonic()
+
+    def after(self, cursor: int, limit: int) -> list[Frame] | None:
+        """Frames after cursor (at most limit); None when memory no longer holds them."""
+        if cursor >= self.head:
+            return []
+        if not self._frames or self._frames[0].id > cursor + 1:
+            return None
+        start = cursor + 1 - self._frames[0].id
+        return self._frames[start : start + limit]
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
