@@ -36,6 +36,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--count", type=_positive, help="load mode: send this many generated messages")
     parser.add_argument("--concurrency", type=_positive, default=1, help="messages in flight at once (default 1)")
     parser.add_argument("--idempotency-key", help="the key of a single message (default: a fresh UUID per message)")
+    parser.add_argument("--demo", metavar="TEXT",
+                        help="what `docker compose up` runs: send TEXT once with a fixed idempotency key, "
+                        "unless standard input carries lines (then those are sent instead)")
     parser.add_argument("--retries", type=_non_negative, default=8,
                         help="retries per message while the server is unreachable (default 8)")
     return parser
@@ -58,6 +61,15 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
         parser.error("give either messages or --count, not both")
     if args.idempotency_key is not None and (args.count is not None or len(args.messages) != 1):
         parser.error("--idempotency-key goes with exactly one message")
+    fixed_key = args.idempotency_key
+    if args.demo is not None and not args.messages and args.count is None:
+        # `docker compose run client` without arguments keeps the service's
+        # demo command; piped lines must still win over the demo.
+        piped = None if stdin.isatty() else _first_line(stdin)
+        if piped is None:
+            args.messages, fixed_key = [args.demo], f"demo-{prog}"
+        else:
+            return Plan(_chain(piped, _lines(stdin)), None, args.concurrency, args.retries, None, progress=False)
     if args.count is not None:
         run = uuid.uuid4().hex[:8]
         messages: Iterator[str] = (f"carga {run} {i}/{args.count}" for i in range(1, args.count + 1))
@@ -68,13 +80,21 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
         parser.error("give messages as arguments, on standard input, or --count N")
     else:
         messages, total = _lines(stdin), None
-    return Plan(messages, total, args.concurrency, args.retries, args.idempotency_key,
-                progress=args.count is not None)
+    return Plan(messages, total, args.concurrency, args.retries, fixed_key, progress=args.count is not None)
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
     for line in stream:
         yield line[:-1] if line.endswith("\n") else line
+
+
+def _first_line(stream: TextIO) -> str | None:
+    return next(_lines(stream), None)
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
 
 
 def _positive(raw: str) -> int:

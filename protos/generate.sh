@@ -6,6 +6,7 @@ set -euo pipefail
 out=${1:?usage: protos/generate.sh OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 cd "$here"
 python -m grpc_tools.protoc -I . --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
   $(find . -name '*.proto' | sort)

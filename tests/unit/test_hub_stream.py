@@ -1,0 +1,101 @@
+import asyncio
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from msgsuite.messages import StoredMessage, Via
+from websocket_hub.frames import Frame, encode_frame
+from websocket_hub.listeners import BadRequest, parse_subscription
+from websocket_hub.stream import Stream
+
+
+def frames(first: int, last: int) -> list[Frame]:
+    return [Frame(i, f"frame {i}") for i in range(first, last + 1)]
+
+
+def make_stream(capacity: int = 10) -> Stream:
+    async def build() -> Stream:
+        return Stream(capacity)
+    return asyncio.run(build())
+
+
+def test_frames_after_a_cursor_come_in_id_order_and_limited() -> None:
+    stream = make_stream()
+    stream.set_epoch("e1")
+    stream.publish("e1", frames(1, 5))
+    assert [f.id for f in stream.after(2, 10)] == [3, 4, 5]
+    assert [f.id for f in stream.after(0, 2)] == [1, 2]
+    assert stream.after(5, 10) == []
+
+
+def test_memory_is_bounded_and_older_cursors_are_sent_to_the_table() -> None:
+    stream = make_stream(capacity=10)
+    stream.set_epoch("e1")
+    for start in range(1, 100, 5):
+        stream.publish("e1", frames(start, start + 4))
+    assert stream.head == 100
+    assert stream.after(10, 5) is None
+    assert [f.id for f in stream.after(95, 10)] == [96, 97, 98, 99, 100]
+
+
+def test_a_hole_is_refused() -> None:
+    stream = make_stream()
+    stream.set_epoch("e1")
+    stream.publish("e1", frames(1, 2))
+    with pytest.raises(ValueError):
+        stream.publish("e1", frames(4, 5))
+
+
+def test_a_new_epoch_starts_over_and_frames_of_the_old_one_are_dropped() -> None:
+    stream = make_stream()
+    stream.set_epoch("e1")
+    stream.publish("e1", frames(1, 3))
+    stream.set_epoch("e2")
+    assert stream.head == 0 and stream.after(0, 10) == []
+    stream.publish("e1", frames(4, 4))
+    assert stream.head == 0
+    stream.publish("e2", frames(1, 1))
+    assert [f.id for f in stream.after(0, 10)] == [1]
+
+
+def test_publishing_wakes_whoever_waits() -> None:
+    async def scenario() -> bool:
+        stream = Stream(10)
+        stream.set_epoch("e")
+        changed = stream.changed
+        stream.publish("e", frames(1, 1))
+        return changed.is_set() and not stream.changed.is_set()
+    assert asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("target", "after", "epoch"), [
+    ("/notifications", 0, None),
+    ("/notifications?after=12", 12, None),
+    ("/notifications?after=3&epoch=83f3c040-9a0f-46db-bc14-8f284cb258b2", 3, "83f3c040-9a0f-46db-bc14-8f284cb258b2"),
+])
+def test_subscription_is_read_from_the_query(target: str, after: int, epoch: str | None) -> None:
+    subscription = parse_subscription(target)
+    assert (subscription.after, subscription.epoch) == (after, epoch)
+
+
+@pytest.mark.parametrize("target", ["/notifications?after=-1", "/notifications?after=abc", "/notifications?after=",
+                                    "/notifications?after=1&after=2", "/notifications?epoch=<x>",
+                                    "/notifications?since=4", "/notifications?after=" + "9" * 30])
+def test_bad_subscriptions_are_refused(target: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_subscription(target)
+
+
+def test_frame_carries_the_contract_fields_and_text() -> None:
+    record = StoredMessage(id=12, via=Via.REST, message="hola \"ñ\"",
+                           created_at=datetime(2026, 11, 28, 2, 30, tzinfo=timezone.utc))
+    frame = encode_frame("epoch-1", record)
+    data = json.loads(frame.data)
+    assert frame.id == 12
+    assert data == {
+        "epoch": "epoch-1", "id": 12, "total": 12, "via": "REST", "message": "hola \"ñ\"",
+        "created_at": "2026-11-28T02:30:00+00:00",
+        "text": "Se ingresó un registro mediante REST , con el mensaje hola \"ñ\", total de mensajes 12",
+    }
+    assert "ñ" in frame.data  # sent as UTF-8, not \u escapes
