@@ -1,0 +1,36 @@
+"""Assertions about the whole stream that several tests share."""
+from __future__ import annotations
+
+import re
+
+from .stack import Stack, wait_for
+
+_TOTAL = re.compile(r"total de mensajes (\d+)$", re.MULTILINE)
+
+
+def log_ids(stack: Stack) -> list[int]:
+    return [int(n) for n in _TOTAL.findall(stack.client_log())]
+
+
+def assert_ids_gap_free(stack: Stack) -> int:
+    """Rows are exactly ids 1..N and the counter says N; returns N."""
+    count, low, high = stack.query("SELECT count(*), min(id), max(id) FROM messages")[0]
+    total = stack.total()
+    assert (count, low, high) == (total, 1, total), f"rows {count}, ids {low}..{high}, counter {total}"
+    return total
+
+
+def assert_log_complete(stack: Stack, timeout: float = 120) -> None:
+    """The websocket-client log holds notifications 1..N, each once, in order."""
+    total = stack.total()
+    wait_for(lambda: len(log_ids(stack)) >= total, timeout=timeout, what=f"{total} lines in the websocket-client log")
+    ids = log_ids(stack)
+    assert ids == list(range(1, total + 1)), _describe(ids, total)
+
+
+def _describe(ids: list[int], total: int) -> str:
+    seen = set(ids)
+    missing = [i for i in range(1, total + 1) if i not in seen][:10]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})[:10]
+    disorder = next((k for k in range(1, len(ids)) if ids[k] <= ids[k - 1]), None)
+    return f"{len(ids)} lines for {total} messages; missing {missing}, repeated {repeated}, first disorder at {disorder}"

@@ -1,0 +1,184 @@
+"""Drives the real stack through docker compose under the test's own project name."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pika
+import psycopg2
+import psycopg2.extensions
+from websockets.sync.client import ClientConnection, connect
+
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ROOT = Path(__file__).resolve().parents[2]
+LONG_RUNNING = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub",
+                "websocket-client"]
+CLIENTS = ["grpc-client", "rest-client", "rabbitmq-client"]
+NOTIFICATION_PREFIX = "Se ingresó un registro mediante "
+# Empty host ports make Docker choose free ones: the tests never collide with a running suite.
+EPHEMERAL_PORTS = {name: "" for name in ("DATABASE_HOST_PORT", "RABBITMQ_HOST_PORT", "RABBITMQ_MANAGEMENT_HOST_PORT",
+                                          "GRPC_HOST_PORT", "REST_HOST_PORT", "HUB_HOST_PORT")}
+
+
+class Stack:
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.env = {**os.environ, **EPHEMERAL_PORTS, "COMPOSE_PROJECT_NAME": project}
+        self._ports: dict[tuple[str, int], int] = {}
+
+    def compose(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["docker", "compose", "-p", self.project, *args], cwd=ROOT, env=self.env, input=input,
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
+                               f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    # -- lifecycle -------------------------------------------------------------
+    def up(self, *services: str) -> None:
+        self.compose("up", "-d", *services)
+        self.wait_healthy([s for s in (services or LONG_RUNNING) if s in LONG_RUNNING])
+        self._ports.clear()
+
+    def wait_healthy(self, services: Sequence[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states()
+            waiting = [s for s in services if states.get(s) != "healthy"]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                logs = self.compose("logs", "--tail", "30", *waiting, check=False).stdout
+                raise TimeoutError(f"not healthy after {timeout:.0f} s: {waiting} ({states})\n{logs}")
+            time.sleep(1)
+
+    def wait_exited(self, services: Sequence[str], timeout: float = 180) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self._ps(all_containers=True)
+            codes = {r["Service"]: r.get("ExitCode", 0) for r in rows if r["Service"] in services and r["State"] == "exited"}
+            if len(codes) == len(services):
+                return codes
+            time.sleep(1)
+        raise TimeoutError(f"{services} did not exit within {timeout:.0f} s")
+
+    def states(self) -> dict[str, str]:
+        return {r["Service"]: r.get("Health") or r["State"] for r in self._ps(all_containers=False)}
+
+    def _ps(self, all_containers: bool) -> list[dict[str, object]]:
+        out = self.compose("ps", "--format", "json", *(["--all"] if all_containers else [])).stdout.strip()
+        if not out:
+            return []
+        # compose prints a JSON array (older) or one object per line (newer)
+        if out.startswith("["):
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def down(self, volumes: bool) -> None:
+        self.compose("down", "--remove-orphans", *(["-v"] if volumes else []), timeout=300)
+        self._ports.clear()
+
+    # -- addresses -------------------------------------------------------------
+    def port(self, service: str, container_port: int) -> int:
+        key = (service, container_port)
+        if key not in self._ports:
+            out = self.compose("port", service, str(container_port)).stdout.strip()
+            self._ports[key] = int(out.rsplit(":", 1)[1])
+        return self._ports[key]
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('rest-server', 8000)}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.port('grpc-server', 50051)}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port('websocket-hub', 8765)}"
+
+    def secret(self, name: str) -> str:
+        return self.compose("exec", "-T", "database", "cat", f"/run/suite-secrets/{name}").stdout.strip()
+
+    # -- clients and observations ---------------------------------------------
+    def run_client(self, service: str, *args: str, input: str | None = None,
+                   timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.compose("run", "--rm", "--no-deps", "-T", service, *args, check=False, input=input,
+                            timeout=timeout)
+
+    def client_log(self) -> str:
+        """The websocket-client's output across its restarts, without terminal escapes."""
+        out = self.compose("logs", "--no-log-prefix", "--no-color", "websocket-client").stdout
+        return _ANSI_ESCAPE.sub("", out)
+
+    def notification_lines(self) -> list[str]:
+        return [line for line in self.client_log().splitlines() if line.startswith(NOTIFICATION_PREFIX)]
+
+    @contextmanager
+    def database(self) -> Iterator[psycopg2.extensions.connection]:
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port("database", 5432), dbname="suite", user="suite",
+                                password=self.secret("postgres_password"), connect_timeout=5)
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:  # type: ignore[type-arg]
+        with self.database() as conn, conn.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return cursor.fetchall()
+
+    def total(self) -> int:
+        return int(self.query("SELECT total FROM stream")[0][0])
+
+    @contextmanager
+    def amqp_channel(self) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+        params = pika.ConnectionParameters(
+            host="127.0.0.1", port=self.port("rabbitmq", 5672),
+            credentials=pika.PlainCredentials("suite", self.secret("rabbitmq_password")))
+        connection = pika.BlockingConnection(params)
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            yield channel
+        finally:
+            connection.close()
+
+    def listen(self, after: int = 0, epoch: str | None = None) -> ClientConnection:
+        query = f"after={after}" + (f"&epoch={epoch}" if epoch else "")
+        return connect(f"{self.hub_url}/notifications?{query}", compression=None, open_timeout=10)
+
+
+def receive_frames(listener: ClientConnection, until_id: int, timeout: float = 60) -> list[dict[str, object]]:
+    """Frames until one with id >= until_id arrives (or the timeout passes)."""
+    frames: list[dict[str, object]] = []
+    deadline = time.monotonic() + timeout
+    while not frames or int(frames[-1]["id"]) < until_id:  # type: ignore[call-overload]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"got {len(frames)} frames, last {frames[-1]['id'] if frames else None}, "
+                               f"waiting for {until_id}")
+        frames.append(json.loads(listener.recv(timeout=remaining)))
+    return frames
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not met within {timeout:.0f} s")
+        time.sleep(interval)
