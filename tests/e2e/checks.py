@@ -20,11 +20,17 @@ def assert_ids_gap_free(stack: Stack) -> int:
     return total
 
 
-def assert_log_complete(stack: Stack, timeout: float = 120) -> None:
-    """The websocket-client log holds notifications 1..N, each once, in order."""
+def assert_log_complete(stack: Stack, earlier: list[int] | None = None, timeout: float = 120) -> None:
+    """The websocket-client log holds notifications 1..N, each once, in order.
+
+    earlier: the ids a removed websocket-client container had logged (after a
+    `down`, the new container's log starts where its cursor left off).
+    """
     total = stack.total()
-    wait_for(lambda: len(log_ids(stack)) >= total, timeout=timeout, what=f"{total} lines in the websocket-client log")
-    ids = log_ids(stack)
+    prefix = earlier or []
+    wait_for(lambda: len(prefix) + len(log_ids(stack)) >= total, timeout=timeout,
+             what=f"{total} lines in the websocket-client log")
+    ids = prefix + log_ids(stack)
     assert ids == list(range(1, total + 1)), _describe(ids, total)
 
 
