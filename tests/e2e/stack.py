@@ -29,7 +29,10 @@ EPHEMERAL_PORTS = {name: "" for name in ("DATABASE_HOST_PORT", "RABBITMQ_HOST_PO
 class Stack:
     def __init__(self, project: str) -> None:
         self.project = project
-        self.env = {**os.environ, **EPHEMERAL_PORTS, "COMPOSE_PROJECT_NAME": project}
+        # Names and passwords of the test's own, so a developer's .env cannot change them.
+        self.env = {**os.environ, **EPHEMERAL_PORTS, "COMPOSE_PROJECT_NAME": project,
+                    "POSTGRES_DB": "suite", "POSTGRES_USER": "suite", "RABBITMQ_USER": "suite",
+                    "POSTGRES_PASSWORD": "", "RABBITMQ_PASSWORD": "", "LOG_LEVEL": "INFO"}
         self._ports: dict[tuple[str, int], int] = {}
 
     def compose(self, *args: str, check: bool = True, input: str | None = None,
