@@ -35,6 +35,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("messages", nargs="*", help="messages to send, one per argument")
     parser.add_argument("--count", type=_positive, help="load mode: send this many generated messages")
     parser.add_argument("--concurrency", type=_positive, default=1, help="messages in flight at once (default 1)")
+    parser.add_argument("--rate", type=_positive, help="load mode: start at most this many messages per second")
     parser.add_argument("--idempotency-key", help="the key of a single message (default: a fresh UUID per message)")
     parser.add_argument("--demo", metavar="TEXT",
                         help="what `docker compose up` runs: send TEXT once with a fixed idempotency key, "
@@ -52,6 +53,7 @@ class Plan:
     retries: int
     fixed_key: str | None
     progress: bool
+    rate: int | None = None
 
 
 def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
@@ -80,7 +82,8 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
         parser.error("give messages as arguments, on standard input, or --count N")
     else:
         messages, total = _lines(stdin), None
-    return Plan(messages, total, args.concurrency, args.retries, fixed_key, progress=args.count is not None)
+    return Plan(messages, total, args.concurrency, args.retries, fixed_key, progress=args.count is not None,
+                rate=args.rate)
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
@@ -221,7 +224,7 @@ def run(
             tally.count(ok=False)
             return
         with out_lock:
-            print(receipt.line(), file=stdout, flush=True)
+            print(receipt.line(key), file=stdout, flush=True)
         tally.count(ok=True)
 
     try:
@@ -230,7 +233,10 @@ def run(
                 # Bounded submission keeps a 1,000,000-message load from queueing
                 # a million futures at once.
                 slots = threading.BoundedSemaphore(plan.concurrency * 4)
+                started = time.monotonic()
                 for number, text in enumerate(plan.messages, start=1):
+                    if plan.rate:
+                        time.sleep(max(0.0, started + (number - 1) / plan.rate - time.monotonic()))
                     slots.acquire()
                     future = pool.submit(send_one, number, text)
                     future.add_done_callback(lambda _: slots.release())

@@ -20,10 +20,10 @@ class Receipt:
     id: int | None = None
     repeated: bool = False
 
-    def line(self) -> str:
+    def line(self, key: str) -> str:
         if self.id is None:
-            return "queued (confirmed by the broker; its total arrives with the notification)"
-        line = f"stored id={self.id} total={self.id}"
+            return f"queued key={key} (confirmed by the broker; its total arrives with the notification)"
+        line = f"stored id={self.id} total={self.id} key={key}"
         return line + " (repeated idempotency key: nothing new stored)" if self.repeated else line
 
 

@@ -30,7 +30,7 @@ def test_rest_client_message_reaches_a_listener_and_the_log(healthy: Stack) -> N
         result = healthy.run_client("rest-client", message)
         assert result.returncode == 0, result.stderr
         stored_id = int(result.stdout.split("id=")[1].split()[0])
-        assert result.stdout.strip() == f"stored id={stored_id} total={stored_id}"
+        assert result.stdout.startswith(f"stored id={stored_id} total={stored_id} key=")
         frame = receive_frames(listener, stored_id)[-1]
     expected = TEXT.format(via="REST", message=message, total=stored_id)
     assert frame["text"] == expected and frame["message"] == message and frame["via"] == "REST"

@@ -1,5 +1,6 @@
 import io
 import itertools
+import time
 
 import pytest
 
@@ -102,9 +103,11 @@ def test_run_prints_one_line_per_message_and_fails_when_one_is_rejected() -> Non
     out, err = io.StringIO(), io.StringIO()
     code = cli.run("test-client", lambda: lambda: sender, ["a", "  ", "b"], Stdin(tty=True), out, err)
     assert code == cli.EXIT_FAILED
-    assert out.getvalue().splitlines() == ["stored id=1 total=1", "stored id=2 total=2"]
+    lines = out.getvalue().splitlines()
+    assert [line.split(" key=")[0] for line in lines] == ["stored id=1 total=1", "stored id=2 total=2"]
+    assert [line.split(" key=")[1] for line in lines] == [sender.keys[0], sender.keys[2]]
     assert "message 2 rejected: message must not be blank" in err.getvalue()
-    assert len(set(sender.keys)) == 3
+    assert len(set(sender.keys)) == 3 and sender.keys[1] not in out.getvalue()
 
 
 def test_run_exits_zero_when_everything_was_stored() -> None:
@@ -116,9 +119,17 @@ def test_run_exits_zero_when_everything_was_stored() -> None:
 
 
 def test_receipt_lines() -> None:
-    assert Receipt(id=4).line() == "stored id=4 total=4"
-    assert "repeated" in Receipt(id=4, repeated=True).line()
-    assert Receipt().line().startswith("queued")
+    assert Receipt(id=4).line("k1") == "stored id=4 total=4 key=k1"
+    assert "repeated" in Receipt(id=4, repeated=True).line("k1")
+    assert Receipt().line("k2").startswith("queued key=k2 ")
+
+
+def test_rate_paces_the_load() -> None:
+    sender = FlakySender(failures=0)
+    started = time.monotonic()
+    cli.run("t", lambda: lambda: sender, ["--count", "6", "--rate", "20"], Stdin(tty=True), io.StringIO(), io.StringIO())
+    # 6 messages at 20/s: the last may start only 0.25 s after the first.
+    assert time.monotonic() - started >= 0.25
 
 
 def test_backoff_stays_within_its_cap_and_count() -> None:
