@@ -98,6 +98,14 @@ class Stack:
             self._ports[key] = int(out.rsplit(":", 1)[1])
         return self._ports[key]
 
+    def forget_ports(self) -> None:
+        """A restarted container gets new ephemeral host ports."""
+        self._ports.clear()
+
+    def restart(self, *services: str) -> None:
+        self.compose("restart", *services)
+        self.forget_ports()
+
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.port('rest-server', 8000)}"
