@@ -33,7 +33,7 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
         process_request=Routes(stream, listeners),
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
-        write_limit=256 * 1024,
+        write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes
     ):
         log.info("listening on port %d", port)
         await stop.wait()
