@@ -18,9 +18,9 @@ from msgsuite.settings import DatabaseSettings, MissingSetting, integer
 from .service import MessageService
 
 SERVICE_NAME = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
-# A valid message is at most 4096 characters (16 KiB of UTF-8); larger
-# requests are refused by gRPC itself with RESOURCE_EXHAUSTED.
-MAX_REQUEST_BYTES = 64 * 1024
+# A valid batch is at most 1000 messages of 4096 characters (16 KiB of UTF-8
+# each); larger requests are refused by gRPC itself with RESOURCE_EXHAUSTED.
+MAX_REQUEST_BYTES = 17 * 1024 * 1024
 GRACE_SECONDS = 10
 
 

@@ -7,8 +7,8 @@ import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import InvalidMessage, StoredMessage, Via, validate_key, validate_text
-from msgsuite.store import store_message
+from msgsuite.messages import InvalidMessage, StoredMessage, Via, validate_batch, validate_key, validate_text
+from msgsuite.store import store_message, store_messages
 
 log = logging.getLogger("grpc-server")
 
@@ -40,3 +40,18 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
         log.debug("stored id=%d repeated=%s", record.id, record.repeated)
         return to_response(record)
+
+    def SendMessageBatch(
+        self, request: messages_pb2.SendMessageBatchRequest, context: grpc.ServicerContext
+    ) -> messages_pb2.SendMessageBatchResponse:
+        keys = [item.idempotency_key or None for item in request.messages]
+        try:
+            texts = validate_batch([item.message for item in request.messages], keys)
+        except InvalidMessage as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
+        try:
+            records = store_messages(self._pool, Via.GRPC, texts, keys)
+        except DatabaseUnavailable as error:
+            log.warning("database unavailable: %s", error)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
+        return messages_pb2.SendMessageBatchResponse(messages=[to_response(record) for record in records])

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from .backoff import Backoff
 from .client import Receipt, Rejected, Sender, Unreachable
+from .messages import MAX_BATCH
 from .settings import MissingSetting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -35,6 +36,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("messages", nargs="*", help="messages to send, one per argument")
     parser.add_argument("--count", type=_positive, help="load mode: send this many generated messages")
     parser.add_argument("--concurrency", type=_positive, default=1, help="messages in flight at once (default 1)")
+    parser.add_argument("--batch", type=_positive, default=1,
+                        help=f"send this many messages per request (1 to {MAX_BATCH}; default 1)")
     parser.add_argument("--rate", type=_positive, help="load mode: start at most this many messages per second")
     parser.add_argument("--idempotency-key", help="the key of a single message (default: a fresh UUID per message)")
     parser.add_argument("--demo", metavar="TEXT",
@@ -54,6 +57,7 @@ class Plan:
     fixed_key: str | None
     progress: bool
     rate: int | None = None
+    batch: int = 1
 
 
 def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
@@ -61,6 +65,8 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
     args = parser.parse_args(argv)
     if args.count is not None and args.messages:
         parser.error("give either messages or --count, not both")
+    if args.batch > MAX_BATCH:
+        parser.error(f"--batch may be at most {MAX_BATCH}")
     if args.idempotency_key is not None and (args.count is not None or len(args.messages) != 1):
         parser.error("--idempotency-key goes with exactly one message")
     fixed_key = args.idempotency_key
@@ -83,7 +89,7 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
     else:
         messages, total = _lines(stdin), None
     return Plan(messages, total, args.concurrency, args.retries, fixed_key, progress=args.count is not None,
-                rate=args.rate)
+                rate=args.rate, batch=args.batch)
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
@@ -117,17 +123,31 @@ def _non_negative(raw: str) -> int:
     return value
 
 
-def deliver(sender: Sender, text: str, key: str, retries: int, backoff: Backoff = Backoff()) -> Receipt:
-    """Sends with bounded retries; the same key makes every retry safe."""
+def deliver(sender: Sender, texts: list[str], keys: list[str], retries: int,
+            backoff: Backoff = Backoff()) -> list[Receipt]:
+    """Sends one message, or a batch, with bounded retries; the same keys make every retry safe."""
     delays = backoff.delays(retries)
     while True:
         try:
-            return sender.send(text, key)
+            if len(texts) == 1:
+                return [sender.send(texts[0], keys[0])]
+            return sender.send_batch(texts, keys)
         except Unreachable:
             delay = next(delays, None)
             if delay is None:
                 raise
             time.sleep(delay)
+
+
+def _chunks(messages: Iterator[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for message in messages:
+        chunk.append(message)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @dataclass
@@ -136,12 +156,12 @@ class Tally:
     failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, ok: bool) -> None:
+    def count(self, ok: bool, messages: int = 1) -> None:
         with self.lock:
             if ok:
-                self.done += 1
+                self.done += messages
             else:
-                self.failed += 1
+                self.failed += messages
 
 
 class Progress:
@@ -208,24 +228,28 @@ def run(
                 senders.append(local.sender)
         return local.sender
 
-    def send_one(number: int, text: str) -> None:
-        key = plan.fixed_key or str(uuid.uuid4())
+    def send_chunk(first_number: int, texts: list[str]) -> None:
+        keys = [plan.fixed_key or str(uuid.uuid4()) for _ in texts]
         try:
-            receipt = deliver(sender(), text, key, plan.retries)
+            receipts = deliver(sender(), texts, keys, plan.retries)
         except (Rejected, Unreachable) as error:
             kind = "rejected" if isinstance(error, Rejected) else "not delivered"
+            which = f"message {first_number}" if len(texts) == 1 else \
+                f"batch of messages {first_number}-{first_number + len(texts) - 1}"
             with out_lock:
-                print(f"{prog}: message {number} {kind}: {error}", file=stderr, flush=True)
-            tally.count(ok=False)
+                print(f"{prog}: {which} {kind}: {error}", file=stderr, flush=True)
+            tally.count(ok=False, messages=len(texts))
             return
         except Exception as error:  # an unexpected failure still must not lose the other results
             with out_lock:
-                print(f"{prog}: message {number} failed: {type(error).__name__}: {error}", file=stderr, flush=True)
-            tally.count(ok=False)
+                print(f"{prog}: message {first_number} failed: {type(error).__name__}: {error}",
+                      file=stderr, flush=True)
+            tally.count(ok=False, messages=len(texts))
             return
         with out_lock:
-            print(receipt.line(key), file=stdout, flush=True)
-        tally.count(ok=True)
+            for receipt, key in zip(receipts, keys):
+                print(receipt.line(key), file=stdout, flush=True)
+        tally.count(ok=True, messages=len(texts))
 
     try:
         with _maybe_progress(plan, tally, stderr):
@@ -234,11 +258,13 @@ def run(
                 # a million futures at once.
                 slots = threading.BoundedSemaphore(plan.concurrency * 4)
                 started = time.monotonic()
-                for number, text in enumerate(plan.messages, start=1):
+                number = 1
+                for chunk in _chunks(plan.messages, plan.batch):
                     if plan.rate:
                         time.sleep(max(0.0, started + (number - 1) / plan.rate - time.monotonic()))
                     slots.acquire()
-                    future = pool.submit(send_one, number, text)
+                    future = pool.submit(send_chunk, number, chunk)
+                    number += len(chunk)
                     future.add_done_callback(lambda _: slots.release())
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=stderr)

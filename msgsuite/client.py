@@ -28,8 +28,12 @@ class Receipt:
 
 
 class Sender(Protocol):
-    """Sends one message with its idempotency key; raises Rejected or Unreachable."""
+    """Sends messages with their idempotency keys; raises Rejected or Unreachable."""
 
     def send(self, text: str, key: str) -> Receipt: ...
+
+    def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
+        """All or nothing: one receipt per text, in order, or an exception for the whole batch."""
+        ...
 
     def close(self) -> None: ...

@@ -7,6 +7,7 @@ from datetime import datetime
 
 MAX_MESSAGE_CHARS = 4096
 MAX_KEY_CHARS = 200
+MAX_BATCH = 1000
 
 
 class Via(str, enum.Enum):
@@ -64,6 +65,22 @@ def validate_key(key: str | None) -> str | None:
     if not all(" " < ch <= "~" for ch in key):
         raise InvalidMessage("idempotency key must be printable ASCII without spaces")
     return key
+
+
+def validate_batch(texts: list[object], keys: list[str | None]) -> list[str]:
+    """A batch is stored whole or not at all: the first bad message refuses it, naming its place."""
+    if not texts:
+        raise InvalidMessage("a batch needs at least one message")
+    if len(texts) > MAX_BATCH:
+        raise InvalidMessage(f"a batch holds at most {MAX_BATCH} messages, not {len(texts)}")
+    valid = []
+    for index, (text, key) in enumerate(zip(texts, keys)):
+        try:
+            valid.append(validate_text(text))
+            validate_key(key)
+        except InvalidMessage as error:
+            raise InvalidMessage(f"message {index} of the batch: {error}") from None
+    return valid
 
 
 @dataclass(frozen=True)

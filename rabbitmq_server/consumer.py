@@ -1,13 +1,16 @@
-"""Consumes the messages queue: each delivery is stored, then acknowledged.
+"""Consumes the messages queue: deliveries are stored, then acknowledged.
 
-The acknowledgement is sent only after the transaction committed, so a crash
-at any point leaves the delivery unacknowledged and RabbitMQ delivers it
-again; its message_id (the idempotency key) makes the second store a no-op.
+Whatever deliveries have arrived together (at most the prefetch) are stored
+in one transaction, in delivery order, and acknowledged together only after
+it committed. A crash at any point leaves them unacknowledged and RabbitMQ
+delivers them again; their message_id (the idempotency key) makes the second
+store a no-op. Each message still gets its own total and notification.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 import pika
 import pika.exceptions
@@ -17,14 +20,21 @@ from pika.spec import Basic, BasicProperties
 from msgsuite.amqp import connection_parameters
 from msgsuite.backoff import Backoff
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import InvalidMessage, Via, decode_text, validate_key
+from msgsuite.messages import InvalidMessage, StoredMessage, Via, decode_text, validate_key
 from msgsuite.probe import touch
 from msgsuite.settings import BrokerSettings
-from msgsuite.store import store_message
+from msgsuite.store import store_messages
 
 log = logging.getLogger("rabbitmq-server")
 
 REASON_HEADER = "x-rejection-reason"
+
+
+@dataclass(frozen=True)
+class Pending:
+    delivery_tag: int
+    text: str
+    key: str | None
 
 
 class Consumer:
@@ -35,6 +45,7 @@ class Consumer:
         self._heartbeat_file = heartbeat_file
         self._stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
+        self._pending: list[Pending] = []
 
     def stop(self) -> None:
         self._stopping.set()
@@ -64,12 +75,15 @@ class Consumer:
             channel.basic_consume(self._broker.queue, self._on_message, auto_ack=False)
             log.info("consuming queue %r (prefetch %d)", self._broker.queue, self._prefetch)
             while not self._stopping.is_set():
+                # Returns as soon as deliveries were dispatched to _on_message.
                 connection.process_data_events(time_limit=1)
+                self._store_and_acknowledge(channel)
                 touch(self._heartbeat_file)
             # Unacknowledged deliveries go back to the queue when the connection closes.
             log.info("stopping: closing the broker connection")
         finally:
             self._connection = None
+            self._pending = []  # unacknowledged: the broker redelivers them
             if connection.is_open:
                 connection.close()
 
@@ -82,20 +96,30 @@ class Consumer:
         except InvalidMessage as error:
             self._dead_letter(channel, method, properties, body, error.reason)
             return
-        record = self._store_until_done(text, key)
-        if record is None:
-            return  # stopping: left unacknowledged, RabbitMQ redelivers it
-        channel.basic_ack(method.delivery_tag)
-        log.debug("stored id=%d repeated=%s message_id=%s", record.id, record.repeated, key)
+        self._pending.append(Pending(method.delivery_tag, text, key))
 
-    def _store_until_done(self, text: str, key: str | None):  # type: ignore[no-untyped-def]
+    def _store_and_acknowledge(self, channel: BlockingChannel) -> None:
+        # Taken out first: while the database is retried, connection.sleep()
+        # dispatches new deliveries, which must wait for the next batch.
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        records = self._store_until_done(batch)
+        if records is None:
+            return  # stopping: left unacknowledged, RabbitMQ redelivers them
+        # Tags grow with each delivery: this acknowledges the batch and the
+        # dead-lettered deliveries before it (already acknowledged), nothing newer.
+        channel.basic_ack(batch[-1].delivery_tag, multiple=True)
+        log.debug("stored %d deliveries, ids %d..%d", len(records), records[0].id, records[-1].id)
+
+    def _store_until_done(self, batch: list[Pending]) -> list[StoredMessage] | None:
         delays = Backoff(cap=5).delays()
         while not self._stopping.is_set():
             try:
-                return store_message(self._pool, Via.RABBITMQ, text, key)
+                return store_messages(self._pool, Via.RABBITMQ, [p.text for p in batch], [p.key for p in batch])
             except DatabaseUnavailable as error:
                 delay = next(delays)
-                log.warning("database unavailable (%s); retrying the delivery in %.1f s", error, delay)
+                log.warning("database unavailable (%s); retrying %d deliveries in %.1f s", error, len(batch), delay)
                 assert self._connection is not None
                 self._connection.sleep(delay)  # keeps the broker heartbeats going
         return None

@@ -8,10 +8,12 @@ from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictStr
+from starlette.types import ASGIApp
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import MAX_MESSAGE_CHARS, InvalidMessage, Via, validate_key, validate_text
-from msgsuite.store import message_by_id, messages_after, store_message
+from msgsuite.messages import (MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via, validate_batch, validate_key,
+                               validate_text)
+from msgsuite.store import message_by_id, messages_after, store_message, store_messages
 
 from .body_limit import BodySizeLimit
 
@@ -20,11 +22,23 @@ log = logging.getLogger("rest-server")
 # 4096 characters of JSON-escaped text (up to 12 bytes each as a surrogate
 # pair) fit well inside this; anything larger cannot be a valid message.
 MAX_BODY_BYTES = 64 * 1024
+MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
 
 
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: StrictStr
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: StrictStr
+    idempotency_key: StrictStr | None = None
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messages: list[BatchItem]
 
 
 class MessageOut(BaseModel):
@@ -35,6 +49,10 @@ class MessageOut(BaseModel):
     created_at: str
     idempotency_key: str | None
     repeated: bool
+
+
+class BatchOut(BaseModel):
+    messages: list[MessageOut]
 
 
 class MessagePage(BaseModel):
@@ -55,7 +73,7 @@ def _unavailable(error: DatabaseUnavailable) -> JSONResponse:
     return _problem(503, "the database is unavailable; retry later", **{"Retry-After": "1"})
 
 
-def create_app(pool: ConnectionPool) -> FastAPI:
+def create_app(pool: ConnectionPool) -> ASGIApp:
     app = FastAPI(
         title="Message suite REST server",
         description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
@@ -104,6 +122,28 @@ def create_app(pool: ConnectionPool) -> FastAPI:
         log.debug("stored id=%d repeated=%s", record.id, record.repeated)
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
+    @app.post(
+        "/messages/batch",
+        status_code=201,
+        response_model=BatchOut,
+        responses={200: {"model": BatchOut, "description": "Every key was stored before"},
+                   413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem},
+                   503: {"model": Problem}},
+        summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
+    )
+    def post_batch(body: BatchIn) -> Any:
+        keys = [item.idempotency_key for item in body.messages]
+        try:
+            texts = validate_batch([item.message for item in body.messages], keys)
+        except InvalidMessage as error:
+            return _problem(422, error.reason)
+        try:
+            records = store_messages(pool, Via.REST, texts, keys)
+        except DatabaseUnavailable as error:
+            return _unavailable(error)
+        status = 200 if all(record.repeated for record in records) else 201
+        return JSONResponse({"messages": [record.as_json() for record in records]}, status_code=status)
+
     @app.get("/messages", response_model=MessagePage, summary="Stored messages after an id, in id order")
     def list_messages(
         after: Annotated[int, Query(ge=0)] = 0,
@@ -139,4 +179,4 @@ def create_app(pool: ConnectionPool) -> FastAPI:
             return _unavailable(error)
         return {"status": "ok"}
 
-    return BodySizeLimit(app, MAX_BODY_BYTES)  # type: ignore[return-value]
+    return BodySizeLimit(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})

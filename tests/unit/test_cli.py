@@ -68,6 +68,7 @@ class FlakySender:
         self.reject = reject
         self.keys: list[str] = []
         self.ids = itertools.count(1)
+        self.batches: list[int] = []
 
     def send(self, text: str, key: str) -> Receipt:
         self.keys.append(key)
@@ -78,6 +79,10 @@ class FlakySender:
             raise Unreachable("down")
         return Receipt(id=next(self.ids))
 
+    def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
+        self.batches.append(len(texts))
+        return [self.send(text, key) for text, key in zip(texts, keys)]
+
     def close(self) -> None:
         pass
 
@@ -87,14 +92,14 @@ NO_WAIT = Backoff(first=0.0, cap=0.0)
 
 def test_deliver_retries_with_the_same_key_until_stored() -> None:
     sender = FlakySender(failures=3)
-    assert cli.deliver(sender, "m", "key-1", retries=5, backoff=NO_WAIT).id == 1
+    assert cli.deliver(sender, ["m"], ["key-1"], retries=5, backoff=NO_WAIT)[0].id == 1
     assert sender.keys == ["key-1"] * 4
 
 
 def test_deliver_gives_up_after_the_retries() -> None:
     sender = FlakySender(failures=10)
     with pytest.raises(Unreachable):
-        cli.deliver(sender, "m", "k", retries=2, backoff=NO_WAIT)
+        cli.deliver(sender, ["m"], ["k"], retries=2, backoff=NO_WAIT)
     assert len(sender.keys) == 3
 
 
@@ -135,3 +140,20 @@ def test_rate_paces_the_load() -> None:
 def test_backoff_stays_within_its_cap_and_count() -> None:
     delays = list(Backoff(first=0.1, cap=1.0).delays(10))
     assert len(delays) == 10 and all(0 < d <= 1.0 for d in delays)
+
+
+def test_batch_mode_groups_messages_and_still_prints_one_line_each() -> None:
+    sender = FlakySender(failures=0)
+    out = io.StringIO()
+    code = cli.run("t", lambda: lambda: sender, ["--count", "7", "--batch", "3"], Stdin(tty=True), out, io.StringIO())
+    assert code == cli.EXIT_OK
+    assert sorted(sender.batches) == [3, 3] and len(sender.keys) == 7  # the last single one goes alone
+    assert len(out.getvalue().splitlines()) == 7 and len(set(sender.keys)) == 7
+
+
+def test_a_refused_batch_counts_every_message_in_it_as_failed() -> None:
+    sender = FlakySender(failures=0, reject={"  "})
+    err = io.StringIO()
+    code = cli.run("t", lambda: lambda: sender, ["--batch", "2", "a", "  ", "b"], Stdin(tty=True), io.StringIO(), err)
+    assert code == cli.EXIT_FAILED
+    assert "batch of messages 1-2 rejected" in err.getvalue() and "2 of 3 messages failed" in err.getvalue()

@@ -1,6 +1,7 @@
 import pytest
 
-from msgsuite.messages import MAX_MESSAGE_CHARS, InvalidMessage, decode_text, validate_key, validate_text
+from msgsuite.messages import (MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, decode_text, validate_batch,
+                               validate_key, validate_text)
 
 
 @pytest.mark.parametrize("text", ["a", "hola", " leading and trailing ", "ñandú 🎉", "x" * MAX_MESSAGE_CHARS,
@@ -50,3 +51,15 @@ def test_valid_keys(key: str | None) -> None:
 def test_invalid_keys(key: str) -> None:
     with pytest.raises(InvalidMessage, match="idempotency key"):
         validate_key(key)
+
+
+def test_a_batch_is_refused_whole_naming_the_bad_message() -> None:
+    assert validate_batch(["a", "b"], [None, "k"]) == ["a", "b"]
+    with pytest.raises(InvalidMessage, match="message 1 of the batch: message must not be blank"):
+        validate_batch(["a", " ", "c"], [None, None, None])
+    with pytest.raises(InvalidMessage, match="idempotency key"):
+        validate_batch(["a"], ["bad key"])
+    with pytest.raises(InvalidMessage, match="at least one"):
+        validate_batch([], [])
+    with pytest.raises(InvalidMessage, match="at most"):
+        validate_batch(["a"] * (MAX_BATCH + 1), [None] * (MAX_BATCH + 1))

@@ -1,0 +1,38 @@
+"""GrpcSender: messages over gRPC to suite.v1.MessageService."""
+from __future__ import annotations
+
+
+import grpc
+from suite.v1 import messages_pb2, messages_pb2_grpc
+
+from msgsuite.client import Receipt, Rejected, Unreachable
+
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+
+
+class GrpcSender:
+    def __init__(self, target: str, timeout: float) -> None:
+        self._channel = grpc.insecure_channel(target)
+        self._stub = messages_pb2_grpc.MessageServiceStub(self._channel)
+        self._timeout = timeout
+
+    def send(self, text: str, key: str) -> Receipt:
+        request = messages_pb2.SendMessageRequest(message=text, idempotency_key=key)
+        response = self._call(self._stub.SendMessage, request)
+        return Receipt(id=response.id, repeated=response.repeated)
+
+    def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
+        request = messages_pb2.SendMessageBatchRequest(messages=[
+            messages_pb2.SendMessageRequest(message=text, idempotency_key=key) for text, key in zip(texts, keys)])
+        response = self._call(self._stub.SendMessageBatch, request)
+        return [Receipt(id=item.id, repeated=item.repeated) for item in response.messages]
+
+    def _call(self, method, request):  # type: ignore[no-untyped-def]
+        try:
+            return method(request, timeout=self._timeout)
+        except grpc.RpcError as error:
+            reason = f"{error.code().name}: {error.details()}"
+            raise (Unreachable if error.code() in RETRYABLE else Rejected)(reason) from None
+
+    def close(self) -> None:
+        self._channel.close()
