@@ -1,0 +1,1 @@
+"""The benchmark: end-to-end throughput and latency per protocol against the database's own ceiling."""

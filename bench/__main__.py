@@ -1,0 +1,150 @@
+"""python -m bench: measures the suite end to end and writes results/bench-<time>.md and .png.
+
+    python -m bench                 # full run on a stack of its own (build, up, measure, down -v)
+    python -m bench --size quick    # smaller numbers, a couple of minutes
+    python -m bench --project NAME  # measure a stack already running under that compose project
+
+Run it from the repository root with the test environment (.venv-test, made by
+scripts/test.sh) and the generated gRPC code on the path: see the README.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from grpc_client.sender import GrpcSender
+from msgsuite.client import Sender
+from msgsuite.settings import BrokerSettings
+from rabbitmq_client.sender import AmqpSender
+from rest_client.sender import RestSender
+from tests.e2e.stack import Stack
+
+from . import measure
+from .report import Results, Row
+
+SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
+
+
+@dataclass(frozen=True)
+class Size:
+    single: int
+    batched: int
+    concurrencies: tuple[int, ...]
+    rates: tuple[int, ...]
+    seconds: float
+    listeners: tuple[int, ...]
+    fan_out: int
+    preload: int
+
+
+SIZES = {
+    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 50, 1_000),
+    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 500, 100_000),
+    "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 2_000, 1_000_000),
+}
+
+
+def progress(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def senders(stack: Stack) -> dict[str, Callable[[], Sender]]:
+    broker = BrokerSettings(host="127.0.0.1", port=stack.port("rabbitmq", 5672), user="suite",
+                            password=stack.secret("rabbitmq_password"), exchange="messages", queue="messages",
+                            dead_letter_exchange="messages.dead-letter")
+    rest_url, grpc_target = stack.rest_url, stack.grpc_target
+    return {
+        "REST": lambda: RestSender(rest_url, 30),
+        "GRPC": lambda: GrpcSender(grpc_target, 30),
+        "RabbitMQ": lambda: AmqpSender(broker),
+    }
+
+
+def wait_for_hub(stack: Stack, target: measure.Target) -> None:
+    total = target.total()
+    url = stack.hub_url.replace("ws://", "http://") + "/health"
+    while int(requests.get(url, timeout=5).json().get("head") or 0) < total:
+        time.sleep(1)
+
+
+def run(stack: Stack, size: Size, results: Results) -> None:
+    target = measure.Target(stack.hub_url, {
+        "host": "127.0.0.1", "port": stack.port("database", 5432), "dbname": "suite", "user": "suite",
+        "password": stack.secret("postgres_password")})
+    protocols = senders(stack)
+
+    for batch, n in ((1, size.single), (100, size.batched)):
+        for concurrency in size.concurrencies:
+            progress(f"ceiling: store transaction, concurrency {concurrency}, batch {batch}")
+            ceiling = measure.ceiling(target, concurrency, n, batch)
+            results.rows.append(Row("ceiling (PostgreSQL direct)", concurrency, batch, ceiling))
+            for name, make_sender in protocols.items():
+                progress(f"{name}: throughput, concurrency {concurrency}, batch {batch}")
+                rate = measure.throughput(target, make_sender, concurrency, n, batch)
+                results.rows.append(Row(name, concurrency, batch, rate, ceiling))
+
+    for name, make_sender in protocols.items():
+        results.latencies[name] = []
+        for rate in size.rates:
+            progress(f"{name}: latency at {rate} msg/s offered")
+            results.latencies[name].append(measure.latency(target, make_sender, rate, size.seconds))
+
+    for listeners in size.listeners:
+        progress(f"fan-out to {listeners} listeners")
+        rate = measure.fan_out(target, listeners, size.fan_out)
+        results.rows.append(Row(f"fan-out to {listeners} listeners", 2, 100, rate,
+                                note="notifications delivered per second, all listeners together"))
+
+    concurrency = size.concurrencies[-1]
+    progress(f"flat cost: measuring at {target.total():,} stored")
+    empty = (measure.ceiling(target, concurrency, size.single, 1),
+             measure.throughput(target, protocols["REST"], concurrency, size.single, 1))
+    progress(f"flat cost: adding {size.preload:,} messages")
+    measure.preload(target, size.preload)
+    wait_for_hub(stack, target)
+    stored = target.total()
+    progress(f"flat cost: measuring at {stored:,} stored")
+    full = (measure.ceiling(target, concurrency, size.single, 1),
+            measure.throughput(target, protocols["REST"], concurrency, size.single, 1))
+    for label, before, after in (("ceiling", empty[0], full[0]), ("REST", empty[1], full[1])):
+        results.rows.append(Row(f"flat cost: {label}, empty table", concurrency, 1, before))
+        results.rows.append(Row(f"flat cost: {label}, {stored:,} stored", concurrency, 1, after, before,
+                                note="ratio: to the same measurement on the empty table"))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--project", help="measure the stack running under this compose project (no up/down)")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    size = SIZES[args.size]
+    stack = Stack(args.project or f"msgsuite-bench-{uuid.uuid4().hex[:6]}")
+    results = Results()
+    try:
+        if not args.project:
+            progress(f"building and starting compose project {stack.project}")
+            stack.compose("build", timeout=1800)
+            stack.up(*SERVICES)
+        run(stack, size, results)
+    finally:
+        if not args.project:
+            progress(f"tearing down {stack.project}")
+            stack.down(volumes=True)
+    print(results.table())
+    print()
+    print(results.latency_table())
+    report, plot = results.write(args.results, args.size)
+    print(f"\nreport: {report}\nplot:   {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,91 @@
+"""The results: a table on stdout, a Markdown report and a PNG plot."""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .measure import Latency
+
+
+@dataclass
+class Row:
+    what: str
+    concurrency: int | str
+    batch: int | str
+    rate: float
+    ceiling: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> str:
+        return f"{self.rate / self.ceiling:.0%}" if self.ceiling else ""
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    latencies: dict[str, list[Latency]] = field(default_factory=dict)
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def table(self) -> str:
+        lines = ["| measurement | concurrency | batch | msg/s | ratio to ceiling | note |",
+                 "|---|---:|---:|---:|---:|---|"]
+        for row in self.rows:
+            lines.append(f"| {row.what} | {row.concurrency} | {row.batch} | {row.rate:,.0f} | {row.ratio} | {row.note} |")
+        return "\n".join(lines)
+
+    def latency_table(self) -> str:
+        lines = ["| protocol | offered msg/s | achieved msg/s | p50 ms | p95 ms | p99 ms |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for protocol, points in self.latencies.items():
+            for p in points:
+                lines.append(f"| {protocol} | {p.offered} | {p.achieved:,.0f} | {p.p50:.1f} | {p.p95:.1f} | {p.p99:.1f} |")
+        return "\n".join(lines)
+
+    def write(self, folder: Path, size: str) -> tuple[Path, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = self.started.strftime("%Y%m%d-%H%M%S")
+        plot = folder / f"bench-{stamp}.png"
+        report = folder / f"bench-{stamp}.md"
+        self._plot(plot)
+        report.write_text(
+            f"# Benchmark, {self.started:%Y-%m-%d %H:%M} UTC ({size})\n\n"
+            f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()} (benchmark "
+            "process); every service ran on the same machine.\n\n"
+            "Throughput counts a message once its notification reached a WebSocket listener. The ceiling is "
+            "the same store transaction issued straight at PostgreSQL by the benchmark, at the same "
+            "concurrency and batch size.\n\n"
+            f"{self.table()}\n\n## Send-to-notification latency\n\n{self.latency_table()}\n\n"
+            f"![latency against offered rate]({plot.name})\n",
+            encoding="utf-8",
+        )
+        return report, plot
+
+    def _plot(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(8, 5))
+        for index, (protocol, points) in enumerate(self.latencies.items()):
+            rates = [p.offered for p in points]
+            color = f"C{index}"
+            axis.plot(rates, [p.p50 for p in points], marker="o", color=color, label=f"{protocol} p50")
+            axis.plot(rates, [p.p99 for p in points], marker="^", linestyle="--", color=color, label=f"{protocol} p99")
+        axis.set_xlabel("offered rate (messages per second)")
+        axis.set_ylabel("send to notification (ms)")
+        axis.set_title("Latency against offered rate")
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0

@@ -1,0 +1,27 @@
+"""The benchmark cannot rot: it runs with tiny sizes against the test stack."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .checks import assert_ids_gap_free
+from .stack import ROOT, Stack
+
+
+def test_benchmark_runs_and_writes_its_report_and_plot(healthy: Stack, tmp_path: Path) -> None:
+    env = {**healthy.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "build" / "generated")])}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--size", "tiny", "--project", healthy.project, "--results", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| ceiling (PostgreSQL direct) | 2 | 1 |" in result.stdout
+    for protocol in ("REST", "GRPC", "RabbitMQ"):
+        assert f"| {protocol} | 2 | 100 |" in result.stdout
+    reports = list(tmp_path.glob("bench-*.md"))
+    plots = list(tmp_path.glob("bench-*.png"))
+    assert len(reports) == 1 and len(plots) == 1
+    assert plots[0].read_bytes().startswith(b"\x89PNG")
+    assert "Send-to-notification latency" in reports[0].read_text(encoding="utf-8")
+    assert_ids_gap_free(healthy)
