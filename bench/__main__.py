@@ -10,6 +10,7 @@ scripts/test.sh) and the generated gRPC code on the path: see the README.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import uuid
@@ -67,6 +68,11 @@ def senders(stack: Stack) -> dict[str, Callable[[], Sender]]:
     }
 
 
+def median_of(runs: int, measurement: Callable[[], float]) -> float:
+    """This machine is noisy: each figure is the median of a few runs."""
+    return statistics.median(measurement() for _ in range(runs))
+
+
 def wait_for_hub(stack: Stack, target: measure.Target) -> None:
     total = target.total()
     url = stack.hub_url.replace("ws://", "http://") + "/health"
@@ -83,11 +89,11 @@ def run(stack: Stack, size: Size, results: Results) -> None:
     for batch, n in ((1, size.single), (100, size.batched)):
         for concurrency in size.concurrencies:
             progress(f"ceiling: store transaction, concurrency {concurrency}, batch {batch}")
-            ceiling = measure.ceiling(target, concurrency, n, batch)
+            ceiling = median_of(3, lambda: measure.ceiling(target, concurrency, n, batch))
             results.rows.append(Row("ceiling (PostgreSQL direct)", concurrency, batch, ceiling))
             for name, make_sender in protocols.items():
                 progress(f"{name}: throughput, concurrency {concurrency}, batch {batch}")
-                rate = measure.throughput(target, make_sender, concurrency, n, batch)
+                rate = median_of(3, lambda: measure.throughput(target, make_sender, concurrency, n, batch))
                 results.rows.append(Row(name, concurrency, batch, rate, ceiling))
 
     for name, make_sender in protocols.items():
@@ -104,15 +110,15 @@ def run(stack: Stack, size: Size, results: Results) -> None:
 
     concurrency = size.concurrencies[-1]
     progress(f"flat cost: measuring at {target.total():,} stored")
-    empty = (measure.ceiling(target, concurrency, size.single, 1),
-             measure.throughput(target, protocols["REST"], concurrency, size.single, 1))
+    empty = (median_of(3, lambda: measure.ceiling(target, concurrency, size.single, 1)),
+             median_of(3, lambda: measure.throughput(target, protocols["REST"], concurrency, size.single, 1)))
     progress(f"flat cost: adding {size.preload:,} messages")
     measure.preload(target, size.preload)
     wait_for_hub(stack, target)
     stored = target.total()
     progress(f"flat cost: measuring at {stored:,} stored")
-    full = (measure.ceiling(target, concurrency, size.single, 1),
-            measure.throughput(target, protocols["REST"], concurrency, size.single, 1))
+    full = (median_of(3, lambda: measure.ceiling(target, concurrency, size.single, 1)),
+            median_of(3, lambda: measure.throughput(target, protocols["REST"], concurrency, size.single, 1)))
     for label, before, after in (("ceiling", empty[0], full[0]), ("REST", empty[1], full[1])):
         results.rows.append(Row(f"flat cost: {label}, empty table", concurrency, 1, before))
         results.rows.append(Row(f"flat cost: {label}, {stored:,} stored", concurrency, 1, after, before,

@@ -49,11 +49,11 @@ def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
     def store(chunk: list[str]) -> None:
         if not hasattr(local, "conn"):
             local.conn = psycopg2.connect(**target.database)  # type: ignore[arg-type]
+            local.conn.autocommit = True  # as the servers: the statement is the transaction
             connections.append(local.conn)
         with local.conn.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM store_messages('REST', %s::text[], %s::text[])",
                            (chunk, [str(uuid.uuid4()) for _ in chunk]))
-        local.conn.commit()
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(store, chunks[:concurrency]))  # connect outside the timing

@@ -33,7 +33,6 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
             with pool.connection() as conn:
                 with conn.cursor() as cursor:
                     cursor.execute("SELECT 1")
-                conn.rollback()
             now_serving = True
         except DatabaseUnavailable as error:
             now_serving = False

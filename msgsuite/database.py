@@ -33,13 +33,18 @@ class ConnectionPool:
 
     def _open(self) -> psycopg2.extensions.connection:
         try:
-            return psycopg2.connect(**self._settings.connect_kwargs())
+            conn = psycopg2.connect(**self._settings.connect_kwargs())
         except psycopg2.OperationalError as error:
             raise DatabaseUnavailable(_first_line(error)) from error
+        # Each statement is its own transaction, committed before its result
+        # returns: the store function's counter-row lock is never held across
+        # a round trip to this process (see store.py).
+        conn.autocommit = True
+        return conn
 
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        """A connection with no transaction open; the caller commits what it writes."""
+        """An autocommit connection: each statement commits on its own."""
         with self._slots:
             try:
                 conn = self._idle.get_nowait()
@@ -50,14 +55,8 @@ class ConnectionPool:
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
                 conn.close()
                 raise DatabaseUnavailable(_first_line(error)) from error
-            except BaseException:
-                _discard_transaction(conn)
-                raise
-            else:
-                _discard_transaction(conn)
-            if conn.closed:
-                return
-            self._idle.put(conn)
+            if not conn.closed:
+                self._idle.put(conn)
 
     def close(self) -> None:
         while True:
@@ -65,16 +64,6 @@ class ConnectionPool:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
-
-
-def _discard_transaction(conn: psycopg2.extensions.connection) -> None:
-    if conn.closed:
-        return
-    try:
-        if conn.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-            conn.rollback()
-    except psycopg2.Error:
-        conn.close()
 
 
 def _first_line(error: BaseException) -> str:

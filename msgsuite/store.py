@@ -17,8 +17,13 @@ def store_messages(
 ) -> list[StoredMessage]:
     """Stores validated texts in one transaction, in order; one record per text.
 
-    A text whose key was stored before comes back as the original record with
-    repeated=True. Raises DatabaseUnavailable when the database cannot be reached.
+    The transaction is the single statement (the pool's connections are in
+    autocommit): PostgreSQL commits it before answering, so the hot counter
+    row is locked only while the server itself works, never while this
+    process waits for the GIL or the network. A text whose key was stored
+    before comes back as the original record with repeated=True. Raises
+    DatabaseUnavailable when the database cannot be reached; then the outcome
+    is unknown, and the idempotency key makes a retry safe.
     """
     if len(texts) != len(keys):
         raise ValueError("one key (or None) is needed per text")
@@ -30,7 +35,6 @@ def store_messages(
                 (via.value, list(texts), list(keys)),
             )
             rows = cursor.fetchall()
-        conn.commit()
     return [_record(row[:5], repeated=row[5]) for row in rows]
 
 
@@ -44,7 +48,6 @@ def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int)
             f"SELECT {_COLUMNS} FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
         )
         rows = cursor.fetchall()
-    conn.rollback()
     return [_record(row) for row in rows]
 
 
@@ -52,7 +55,6 @@ def message_by_id(conn: psycopg2.extensions.connection, message_id: int) -> Stor
     with conn.cursor() as cursor:
         cursor.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = %s", (message_id,))
         row = cursor.fetchone()
-    conn.rollback()
     return _record(row) if row else None
 
 
@@ -61,7 +63,6 @@ def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
     with conn.cursor() as cursor:
         cursor.execute("SELECT epoch::text, total FROM stream")
         epoch, total = cursor.fetchone()
-    conn.rollback()
     return epoch, total
 
 

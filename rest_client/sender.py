@@ -1,9 +1,15 @@
-"""RestSender: messages over HTTP to the REST server."""
+"""RestSender: messages over HTTP to the REST server.
+
+It speaks HTTP/1.1 with the standard library on one kept-alive connection
+per thread: under load, requests' per-call machinery cost more CPU than the
+server spent storing the message.
+"""
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
-
-import requests
+from urllib.parse import urlsplit
 
 from msgsuite.client import Receipt, Rejected, Unreachable
 
@@ -12,37 +18,64 @@ RETRYABLE_STATUS = {429, 502, 503, 504}
 
 class RestSender:
     def __init__(self, base_url: str, timeout: float) -> None:
-        self._url = base_url.rstrip("/") + "/messages"
-        self._session = requests.Session()
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"REST_URL must be http(s)://host[:port], not {base_url!r}")
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port
+        self._path = parts.path.rstrip("/") + "/messages"
         self._timeout = timeout
+        self._connection: http.client.HTTPConnection | None = None
 
     def send(self, text: str, key: str) -> Receipt:
-        body = self._post(self._url, {"message": text}, {"Idempotency-Key": key})
+        body = self._post(self._path, {"message": text}, {"Idempotency-Key": key})
         return Receipt(id=body["id"], repeated=body["repeated"])
 
     def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
         items = [{"message": text, "idempotency_key": key} for text, key in zip(texts, keys)]
-        body = self._post(self._url + "/batch", {"messages": items}, {})
+        body = self._post(self._path + "/batch", {"messages": items}, {})
         return [Receipt(id=record["id"], repeated=record["repeated"]) for record in body["messages"]]
 
-    def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = self._session.post(url, json=payload, headers=headers, timeout=self._timeout)
-        except requests.RequestException as error:
-            raise Unreachable(f"{type(error).__name__}: {error}") from None
-        if response.status_code in (200, 201):
-            return response.json()  # type: ignore[no-any-return]
-        reason = f"HTTP {response.status_code}: {_detail(response)}"
-        if response.status_code in RETRYABLE_STATUS or response.status_code >= 500:
+    def _post(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        # ASCII-only JSON: a lone surrogate travels as \\udXXX and the server,
+        # not this client, refuses it.
+        data = json.dumps(payload).encode("ascii")
+        while True:
+            reused = self._connection is not None
+            try:
+                connection = self._connect()
+                connection.request("POST", path, data, {"Content-Type": "application/json", **headers})
+                response = connection.getresponse()
+                status, raw = response.status, response.read()
+                if response.will_close:
+                    self.close()
+                break
+            except (OSError, http.client.HTTPException) as error:
+                self.close()
+                if reused:
+                    continue  # the server closed an idle kept-alive connection: once more on a new one
+                raise Unreachable(f"{type(error).__name__}: {error}") from None
+        if status in (200, 201):
+            return json.loads(raw)  # type: ignore[no-any-return]
+        reason = f"HTTP {status}: {_detail(raw)}"
+        if status in RETRYABLE_STATUS or status >= 500:
             raise Unreachable(reason)
         raise Rejected(reason)
 
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._connection = kind(self._host, self._port, timeout=self._timeout)
+        return self._connection
+
     def close(self) -> None:
-        self._session.close()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
 
-def _detail(response: requests.Response) -> str:
+def _detail(raw: bytes) -> str:
     try:
-        return str(response.json().get("detail"))
+        return str(json.loads(raw).get("detail"))
     except (ValueError, AttributeError):
-        return response.text[:200] or response.reason
+        return raw[:200].decode("utf-8", "replace") or "no reason given"

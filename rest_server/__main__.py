@@ -23,8 +23,8 @@ def main() -> int:
     pool = ConnectionPool(settings)
     log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.
-    uvicorn.run(create_app(pool), host="0.0.0.0", port=port, access_log=False,
-                log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(create_app(pool), host="0.0.0.0", port=port, access_log=False, log_level="warning",
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
     pool.close()
     log.info("stopped")
     return 0

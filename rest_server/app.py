@@ -15,7 +15,7 @@ from msgsuite.messages import (MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
                                validate_text)
 from msgsuite.store import message_by_id, messages_after, store_message, store_messages
 
-from .body_limit import BodySizeLimit
+from .request_gate import RequestGate
 
 log = logging.getLogger("rest-server")
 
@@ -88,14 +88,6 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
             reasons.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
         return _problem(422, "; ".join(reasons) or "invalid request")
-
-    @app.middleware("http")
-    async def require_json(request: Request, call_next: Any) -> Any:
-        if request.method == "POST":
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                return _problem(415, "send the message as JSON with Content-Type: application/json")
-        return await call_next(request)
 
     @app.post(
         "/messages",
@@ -174,9 +166,8 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
             with pool.connection() as conn:
                 with conn.cursor() as cursor:
                     cursor.execute("SELECT 1")
-                conn.rollback()
         except DatabaseUnavailable as error:
             return _unavailable(error)
         return {"status": "ok"}
 
-    return BodySizeLimit(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})
+    return RequestGate(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})
