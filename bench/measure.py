@@ -87,9 +87,20 @@ def _send_all(make_sender: SenderFactory, concurrency: int, chunks: list[list[st
         sender.close()
 
 
+def _wait_for_total(target: Target, total: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while target.total() < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the total did not reach {total}")
+        time.sleep(0.05)
+
+
 def throughput(target: Target, make_sender: SenderFactory, concurrency: int, n: int, batch: int) -> float:
     """Messages per second from the first send until the last notification reached a listener."""
-    _send_all(make_sender, concurrency, _chunks(_texts(concurrency * batch), batch))  # warm connections
+    warm_up = concurrency * batch
+    before = target.total()
+    _send_all(make_sender, concurrency, _chunks(_texts(warm_up), batch))  # opens the connections
+    _wait_for_total(target, before + warm_up)  # AMQP: the broker may still hold some
     first = target.total()
     listener = TimingListener(target.hub_url, after=first)
     try:
@@ -190,12 +201,23 @@ def fan_out(target: Target, listeners: int, n: int) -> float:
 
 
 def preload(target: Target, rows: int) -> None:
-    """Adds rows the way the store function would (next totals, one doorbell), in one statement."""
+    """Adds rows the way the store function would (next totals, one doorbell), in one transaction.
+
+    Then settles the table as time would (VACUUM ANALYZE, CHECKPOINT), so the
+    measurement after it sees a large table, not autovacuum catching up.
+    """
     with psycopg2.connect(**target.database) as conn, conn.cursor() as cursor:  # type: ignore[arg-type]
         cursor.execute("SELECT total FROM stream FOR UPDATE")
         total = cursor.fetchone()[0]
         cursor.execute(
-            "INSERT INTO messages (id, via, message) SELECT g, 'REST', 'relleno ' || g"
-            " FROM generate_series(%s::bigint, %s::bigint) AS g", (total + 1, total + rows))
+            "INSERT INTO messages (id, via, message, idempotency_key) SELECT g, 'REST', 'relleno ' || g,"
+            " 'preload-' || g FROM generate_series(%s::bigint, %s::bigint) AS g", (total + 1, total + rows))
         cursor.execute("UPDATE stream SET total = %s", (total + rows,))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
+    conn.close()
+    with psycopg2.connect(**target.database) as conn:  # type: ignore[arg-type]
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE messages")
+            cursor.execute("CHECKPOINT")
+    conn.close()

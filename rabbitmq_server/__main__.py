@@ -15,7 +15,7 @@ def main() -> int:
     try:
         database = DatabaseSettings.from_env()
         broker = BrokerSettings.from_env()
-        prefetch = integer("RABBITMQ_PREFETCH", 100)
+        prefetch = integer("RABBITMQ_PREFETCH", 500)
         heartbeat_file = optional("HEARTBEAT_FILE", "/tmp/rabbitmq-server.alive")
     except MissingSetting as error:
         log.error("cannot start: %s", error)
