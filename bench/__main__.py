@@ -140,6 +140,10 @@ def main(argv: list[str]) -> int:
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
         run(stack, size, results)
+    except BaseException:
+        progress("failed; the figures measured so far:")
+        print(results.table(), file=sys.stderr)
+        raise
     finally:
         if not args.project:
             progress(f"tearing down {stack.project}")

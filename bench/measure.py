@@ -215,9 +215,11 @@ def preload(target: Target, rows: int) -> None:
         cursor.execute("UPDATE stream SET total = %s", (total + rows,))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
     conn.close()
-    with psycopg2.connect(**target.database) as conn:  # type: ignore[arg-type]
-        conn.autocommit = True
+    conn = psycopg2.connect(**target.database)  # type: ignore[arg-type]
+    conn.autocommit = True  # VACUUM refuses to run inside a transaction block
+    try:
         with conn.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE messages")
             cursor.execute("CHECKPOINT")
-    conn.close()
+    finally:
+        conn.close()

@@ -76,3 +76,26 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_their_reason(
     wait_for(lambda: healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)],
              what="the good message stored")
     assert healthy.total() == before + 1
+
+
+def test_a_redelivered_poison_message_also_goes_to_the_dead_letter_queue(healthy: Stack) -> None:
+    drain_dead_letters(healthy)
+    before = healthy.total()
+    healthy.compose("stop", "rabbitmq-server")
+    try:
+        publish(healthy, b"\xc3\x28 veneno", "poison-redelivered")
+        with healthy.amqp_channel() as channel:  # take it without acknowledging: the broker requeues it
+            method, _, body = wait_for(lambda: _first_delivery(channel), what="the poison message in the queue")
+            assert body == b"\xc3\x28 veneno"
+            channel.basic_nack(method.delivery_tag, requeue=True)
+    finally:
+        healthy.compose("start", "rabbitmq-server")
+    dead = wait_for(lambda: drain_dead_letters(healthy), timeout=60, what="the dead-lettered redelivery")
+    assert [b for b, _ in dead] == [b"\xc3\x28 veneno"] and "UTF-8" in str(dead[0][1]["x-rejection-reason"])
+    assert "redelivered=True" in healthy.compose("logs", "rabbitmq-server").stdout
+    assert healthy.total() == before
+
+
+def _first_delivery(channel):  # type: ignore[no-untyped-def]
+    method, properties, body = channel.basic_get("messages", auto_ack=False)
+    return (method, properties, body) if method is not None else None
