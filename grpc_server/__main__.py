@@ -13,7 +13,7 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite import logs, shutdown
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 
 from .service import MessageService
 
@@ -50,13 +50,8 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
 
 def main() -> int:
     log = logs.configure("grpc-server")
-    try:
-        settings = DatabaseSettings.from_env()
-        port = integer("GRPC_PORT", 50051)
-        workers = integer("GRPC_WORKERS", 16)
-    except MissingSetting as error:
-        log.error("cannot start: %s", error)
-        return 2
+    settings, port, workers = load_or_exit(log, lambda: (
+        DatabaseSettings.from_env(), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16)))
     pool = ConnectionPool(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import InvalidMessage, StoredMessage, Via, validate_batch, validate_key, validate_text
-from msgsuite.store import store_message, store_messages
+from msgsuite.messages import InvalidMessage, StoredMessage, Via
+from msgsuite.store import validate_and_store
 
 log = logging.getLogger("grpc-server")
 
@@ -28,30 +29,21 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
     def SendMessage(
         self, request: messages_pb2.SendMessageRequest, context: grpc.ServicerContext
     ) -> messages_pb2.SendMessageResponse:
-        try:
-            text = validate_text(request.message)
-            key = validate_key(request.idempotency_key or None)
-        except InvalidMessage as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
-        try:
-            record = store_message(self._pool, Via.GRPC, text, key)
-        except DatabaseUnavailable as error:
-            log.warning("database unavailable: %s", error)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
-        log.debug("stored id=%d repeated=%s", record.id, record.repeated)
-        return to_response(record)
+        return self._store(context, [request])[0]
 
     def SendMessageBatch(
         self, request: messages_pb2.SendMessageBatchRequest, context: grpc.ServicerContext
     ) -> messages_pb2.SendMessageBatchResponse:
-        keys = [item.idempotency_key or None for item in request.messages]
+        return messages_pb2.SendMessageBatchResponse(messages=self._store(context, request.messages))
+
+    def _store(self, context: grpc.ServicerContext, requests: Sequence[messages_pb2.SendMessageRequest]
+               ) -> list[messages_pb2.SendMessageResponse]:
         try:
-            texts = validate_batch([item.message for item in request.messages], keys)
+            records = validate_and_store(self._pool, Via.GRPC, [r.message for r in requests],
+                                         [r.idempotency_key or None for r in requests])
         except InvalidMessage as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
-        try:
-            records = store_messages(self._pool, Via.GRPC, texts, keys)
         except DatabaseUnavailable as error:
             log.warning("database unavailable: %s", error)
             context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
-        return messages_pb2.SendMessageBatchResponse(messages=[to_response(record) for record in records])
+        return [to_response(record) for record in records]

@@ -68,7 +68,10 @@ def validate_key(key: str | None) -> str | None:
 
 
 def validate_batch(texts: list[object], keys: list[str | None]) -> list[str]:
-    """A batch is stored whole or not at all: the first bad message refuses it, naming its place."""
+    """Messages are stored all or none: the first bad one refuses them, naming its place in a batch."""
+    if len(texts) == 1:
+        validate_key(keys[0])
+        return [validate_text(texts[0])]
     if not texts:
         raise InvalidMessage("a batch needs at least one message")
     if len(texts) > MAX_BATCH:

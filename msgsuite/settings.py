@@ -1,13 +1,27 @@
 """Settings read from the environment; a missing one stops the process at start."""
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class MissingSetting(RuntimeError):
     """A required environment variable is not set."""
+
+
+def load_or_exit(log: logging.Logger, read: Callable[[], T]) -> T:
+    """Reads a service's settings; when one is missing, says which in one line and exits 2."""
+    try:
+        return read()
+    except MissingSetting as error:
+        log.error("cannot start: %s", error)
+        raise SystemExit(2) from None
 
 
 def required(name: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg2.extensions
 
 from .database import ConnectionPool
-from .messages import StoredMessage, Via
+from .messages import StoredMessage, Via, validate_batch
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
 
@@ -38,8 +38,11 @@ def store_messages(
     return [_record(row[:5], repeated=row[5]) for row in rows]
 
 
-def store_message(pool: ConnectionPool, via: Via, text: str, key: str | None) -> StoredMessage:
-    return store_messages(pool, via, [text], [key])[0]
+def validate_and_store(
+    pool: ConnectionPool, via: Via, texts: Sequence[object], keys: Sequence[str | None]
+) -> list[StoredMessage]:
+    """What every server does with what it received: raises InvalidMessage or DatabaseUnavailable."""
+    return store_messages(pool, via, validate_batch(list(texts), list(keys)), keys)
 
 
 def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:

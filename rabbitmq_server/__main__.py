@@ -5,21 +5,16 @@ import sys
 
 from msgsuite import logs, shutdown
 from msgsuite.database import ConnectionPool
-from msgsuite.settings import BrokerSettings, DatabaseSettings, MissingSetting, integer, optional
+from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
 
 from .consumer import Consumer
 
 
 def main() -> int:
     log = logs.configure("rabbitmq-server")
-    try:
-        database = DatabaseSettings.from_env()
-        broker = BrokerSettings.from_env()
-        prefetch = integer("RABBITMQ_PREFETCH", 500)
-        heartbeat_file = optional("HEARTBEAT_FILE", "/tmp/rabbitmq-server.alive")
-    except MissingSetting as error:
-        log.error("cannot start: %s", error)
-        return 2
+    database, broker, prefetch, heartbeat_file = load_or_exit(log, lambda: (
+        DatabaseSettings.from_env(), BrokerSettings.from_env(), integer("RABBITMQ_PREFETCH", 500),
+        optional("HEARTBEAT_FILE", "/tmp/rabbitmq-server.alive")))
     pool = ConnectionPool(database, size=1)
     consumer = Consumer(broker, pool, prefetch, heartbeat_file)
     shutdown.on_stop(consumer.stop)

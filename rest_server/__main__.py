@@ -7,19 +7,14 @@ import uvicorn
 
 from msgsuite import logs
 from msgsuite.database import ConnectionPool
-from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 
 from .app import create_app
 
 
 def main() -> int:
     log = logs.configure("rest-server")
-    try:
-        settings = DatabaseSettings.from_env()
-        port = integer("REST_PORT", 8000)
-    except MissingSetting as error:
-        log.error("cannot start: %s", error)
-        return 2
+    settings, port = load_or_exit(log, lambda: (DatabaseSettings.from_env(), integer("REST_PORT", 8000)))
     pool = ConnectionPool(settings)
     log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.

@@ -11,9 +11,8 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.types import ASGIApp
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import (MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via, validate_batch, validate_key,
-                               validate_text)
-from msgsuite.store import message_by_id, messages_after, store_message, store_messages
+from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
+from msgsuite.store import message_by_id, messages_after, validate_and_store
 
 from .request_gate import RequestGate
 
@@ -81,6 +80,14 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         version="1.0.0",
     )
 
+    @app.exception_handler(InvalidMessage)
+    async def invalid_message(request: Request, error: InvalidMessage) -> JSONResponse:
+        return _problem(422, error.reason)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_unavailable(request: Request, error: DatabaseUnavailable) -> JSONResponse:
+        return _unavailable(error)
+
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         reasons = []
@@ -102,15 +109,7 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         body: MessageIn,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Any:
-        try:
-            text = validate_text(body.message)
-            key = validate_key(idempotency_key)
-        except InvalidMessage as error:
-            return _problem(422, error.reason)
-        try:
-            record = store_message(pool, Via.REST, text, key)
-        except DatabaseUnavailable as error:
-            return _unavailable(error)
+        [record] = validate_and_store(pool, Via.REST, [body.message], [idempotency_key])
         log.debug("stored id=%d repeated=%s", record.id, record.repeated)
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
@@ -124,15 +123,8 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
     def post_batch(body: BatchIn) -> Any:
-        keys = [item.idempotency_key for item in body.messages]
-        try:
-            texts = validate_batch([item.message for item in body.messages], keys)
-        except InvalidMessage as error:
-            return _problem(422, error.reason)
-        try:
-            records = store_messages(pool, Via.REST, texts, keys)
-        except DatabaseUnavailable as error:
-            return _unavailable(error)
+        records = validate_and_store(pool, Via.REST, [item.message for item in body.messages],
+                                     [item.idempotency_key for item in body.messages])
         status = 200 if all(record.repeated for record in records) else 201
         return JSONResponse({"messages": [record.as_json() for record in records]}, status_code=status)
 
@@ -141,33 +133,23 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Any:
-        try:
-            with pool.connection() as conn:
-                records = messages_after(conn, after, limit)
-        except DatabaseUnavailable as error:
-            return _unavailable(error)
+        with pool.connection() as conn:
+            records = messages_after(conn, after, limit)
         return {"messages": [r.as_json() for r in records], "next_after": records[-1].id if records else after}
 
     @app.get("/messages/{message_id}", response_model=MessageOut, responses={404: {"model": Problem}},
              summary="One stored message")
     def get_message(message_id: Annotated[int, Path(ge=1)]) -> Any:
-        try:
-            with pool.connection() as conn:
-                record = message_by_id(conn, message_id)
-        except DatabaseUnavailable as error:
-            return _unavailable(error)
+        with pool.connection() as conn:
+            record = message_by_id(conn, message_id)
         if record is None:
             return _problem(404, f"no message with id {message_id}")
         return record.as_json()
 
     @app.get("/health", summary="200 when the database answers, 503 when it does not")
     def health() -> Any:
-        try:
-            with pool.connection() as conn:
-                with conn.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-        except DatabaseUnavailable as error:
-            return _unavailable(error)
+        with pool.connection() as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT 1")
         return {"status": "ok"}
 
     return RequestGate(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})

@@ -17,7 +17,7 @@ from websockets.exceptions import InvalidHandshake, WebSocketException
 from msgsuite import logs
 from msgsuite.backoff import Backoff
 from msgsuite.probe import touch
-from msgsuite.settings import MissingSetting, optional, required
+from msgsuite.settings import load_or_exit, optional, required
 
 from .cursor import Cursor, CursorFile
 
@@ -78,13 +78,9 @@ async def run(hub_url: str, cursor_file: CursorFile, alive_file: str) -> None:
 
 def main() -> int:
     logs.configure("websocket-client")
-    try:
-        hub_url = required("HUB_URL")
-        cursor_file = CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json"))
-        alive_file = optional("HEARTBEAT_FILE", "/tmp/websocket-client.alive")
-    except MissingSetting as error:
-        log.error("cannot start: %s", error)
-        return 2
+    hub_url, cursor_file, alive_file = load_or_exit(log, lambda: (
+        required("HUB_URL"), CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json")),
+        optional("HEARTBEAT_FILE", "/tmp/websocket-client.alive")))
     log.info("starting from %s", cursor_file.load())
     asyncio.run(run(hub_url, cursor_file, alive_file))
     return 0

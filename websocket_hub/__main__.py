@@ -10,7 +10,7 @@ from websockets.asyncio.server import serve
 
 from msgsuite import logs
 from msgsuite.database import ConnectionPool
-from msgsuite.settings import DatabaseSettings, MissingSetting, integer
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 
 from .follower import Follower
 from .http_routes import Routes
@@ -44,14 +44,9 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
 
 def main() -> int:
     log = logs.configure("websocket-hub")
-    try:
-        settings = DatabaseSettings.from_env()
-        port = integer("HUB_PORT", 8765)
-        memory = integer("HUB_MEMORY_FRAMES", 20000)
-        send_timeout = float(integer("HUB_SLOW_LISTENER_SECONDS", 10))
-    except MissingSetting as error:
-        log.error("cannot start: %s", error)
-        return 2
+    settings, port, memory, send_timeout = load_or_exit(log, lambda: (
+        DatabaseSettings.from_env(), integer("HUB_PORT", 8765), integer("HUB_MEMORY_FRAMES", 20000),
+        float(integer("HUB_SLOW_LISTENER_SECONDS", 10))))
     asyncio.run(run(settings, port, memory, send_timeout))
     return 0
 

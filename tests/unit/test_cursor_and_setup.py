@@ -66,3 +66,15 @@ def test_heartbeat_probe_tells_fresh_from_stale(tmp_path: Path) -> None:
     assert probe.heartbeat_is_fresh(marker, 15)
     os.utime(marker, (0, 0))
     assert not probe.heartbeat_is_fresh(marker, 15)
+
+
+def test_a_service_without_its_settings_exits_2_naming_the_missing_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    monkeypatch.delenv("POSTGRES_HOST", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        settings.load_or_exit(logging.getLogger("test"), settings.DatabaseSettings.from_env)
+    assert exit_info.value.code == 2
+    assert "cannot start: environment variable POSTGRES_HOST is required" in caplog.text
