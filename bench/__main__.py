@@ -41,14 +41,14 @@ class Size:
     rates: tuple[int, ...]
     seconds: float
     listeners: tuple[int, ...]
-    fan_out: int
+    fan_out: int  # notifications received per fan-out run, all listeners together
     preload: int
 
 
 SIZES = {
-    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 50, 1_000),
-    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 2_000, 100_000),
-    "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 10_000, 1_000_000),
+    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000),
+    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000),
+    "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000),
 }
 
 
@@ -116,7 +116,10 @@ def run(stack: Stack, size: Size, results: Results) -> None:
 
     for listeners in size.listeners:
         progress(f"fan-out to {listeners} listeners")
-        rate = median_of(3, lambda: measure.fan_out(target, listeners, size.fan_out))
+        # The frames all arrive in this one Python process: a fixed total keeps
+        # it from being the slow listener that the hub rightly cuts off.
+        per_listener = min(10_000, size.fan_out // listeners)
+        rate = median_of(3, lambda: measure.fan_out(target, listeners, per_listener))
         results.rows.append(Row(f"fan-out to {listeners} listeners", 2, 100, rate,
                                 note="notifications delivered per second, all listeners together"))
 
@@ -148,7 +151,7 @@ def main(argv: list[str]) -> int:
         run(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
-        print(results.table(), file=sys.stderr)
+        print(results.table(), results.latency_table(), sep="\n\n", file=sys.stderr)
         raise
     finally:
         if not args.project:

@@ -9,7 +9,7 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
 from msgsuite.messages import InvalidMessage, StoredMessage, Via
-from msgsuite.store import validate_and_store
+from msgsuite.store import MessageStore
 
 log = logging.getLogger("grpc-server")
 
@@ -24,7 +24,7 @@ def to_response(record: StoredMessage) -> messages_pb2.SendMessageResponse:
 
 class MessageService(messages_pb2_grpc.MessageServiceServicer):
     def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
+        self._messages = MessageStore(pool, Via.GRPC)
 
     def SendMessage(
         self, request: messages_pb2.SendMessageRequest, context: grpc.ServicerContext
@@ -39,8 +39,8 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
     def _store(self, context: grpc.ServicerContext, requests: Sequence[messages_pb2.SendMessageRequest]
                ) -> list[messages_pb2.SendMessageResponse]:
         try:
-            records = validate_and_store(self._pool, Via.GRPC, [r.message for r in requests],
-                                         [r.idempotency_key or None for r in requests])
+            records = self._messages.validate_and_store(
+                [r.message for r in requests], [r.idempotency_key or None for r in requests])
         except InvalidMessage as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
         except DatabaseUnavailable as error:

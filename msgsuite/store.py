@@ -7,6 +7,7 @@ from typing import Any
 import psycopg2.extensions
 
 from .database import ConnectionPool
+from .group_commit import GroupCommitter
 from .messages import StoredMessage, Via, validate_batch
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
@@ -38,11 +39,15 @@ def store_messages(
     return [_record(row[:5], repeated=row[5]) for row in rows]
 
 
-def validate_and_store(
-    pool: ConnectionPool, via: Via, texts: Sequence[object], keys: Sequence[str | None]
-) -> list[StoredMessage]:
-    """What every server does with what it received: raises InvalidMessage or DatabaseUnavailable."""
-    return store_messages(pool, via, validate_batch(list(texts), list(keys)), keys)
+class MessageStore:
+    """How a server stores what it received: validated, then group-committed (see group_commit.py)."""
+
+    def __init__(self, pool: ConnectionPool, via: Via) -> None:
+        self._committer = GroupCommitter(lambda texts, keys: store_messages(pool, via, texts, keys))
+
+    def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
+        """One request's messages, all or none; raises InvalidMessage or DatabaseUnavailable."""
+        return self._committer.store(validate_batch(list(texts), list(keys)), keys)
 
 
 def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:

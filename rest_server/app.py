@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
-from msgsuite.store import message_by_id, messages_after, validate_and_store
+from msgsuite.store import MessageStore, message_by_id, messages_after
 
 from .request_gate import RequestGate
 
@@ -73,6 +73,7 @@ def _unavailable(error: DatabaseUnavailable) -> JSONResponse:
 
 
 def create_app(pool: ConnectionPool) -> ASGIApp:
+    messages = MessageStore(pool, Via.REST)
     app = FastAPI(
         title="Message suite REST server",
         description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
@@ -109,7 +110,7 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         body: MessageIn,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Any:
-        [record] = validate_and_store(pool, Via.REST, [body.message], [idempotency_key])
+        [record] = messages.validate_and_store([body.message], [idempotency_key])
         log.debug("stored id=%d repeated=%s", record.id, record.repeated)
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
@@ -123,8 +124,8 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
     def post_batch(body: BatchIn) -> Any:
-        records = validate_and_store(pool, Via.REST, [item.message for item in body.messages],
-                                     [item.idempotency_key for item in body.messages])
+        records = messages.validate_and_store([item.message for item in body.messages],
+                                              [item.idempotency_key for item in body.messages])
         status = 200 if all(record.repeated for record in records) else 201
         return JSONResponse({"messages": [record.as_json() for record in records]}, status_code=status)
 
