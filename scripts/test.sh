@@ -10,20 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python=${PYTHON:-python3}
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-  || { echo "test.sh: Python 3.11 or newer is needed ($python is $("$python" -V 2>&1))" >&2; exit 2; }
-docker compose version >/dev/null 2>&1 \
-  || { echo "test.sh: Docker with the Compose v2 plugin is needed" >&2; exit 2; }
-
+bash scripts/prepare.sh
 venv=.venv-test
-if [ ! -x "$venv/bin/python" ]; then
-  echo "== creating $venv"
-  "$python" -m venv "$venv"
-fi
-echo "== installing the pinned test dependencies"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-PATH="$PWD/$venv/bin:$PATH" bash protos/generate.sh build/generated
 
 echo "== unit tests"
 "$venv/bin/python" -m pytest tests/unit -q
