@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.store import messages_after
+from msgsuite.store import messages_after, stream_state
 
 from .frames import Frame, encode_frame
 from .stream import Stream
@@ -96,6 +96,9 @@ class Listeners:
                 frames = self._stream.after(cursor, BATCH)
                 if frames is None:
                     frames = await self._read_back(epoch, cursor)
+                    if frames is None:
+                        await websocket.close(CLOSE_RESTART, "the stream was replaced; reconnect with your cursor")
+                        return
                 if not frames:
                     await changed.wait()
                     continue
@@ -109,10 +112,13 @@ class Listeners:
         except ConnectionClosed:
             return
 
-    async def _read_back(self, epoch: str, cursor: int) -> list[Frame]:
-        """Frames older than the hub's memory, from the table itself."""
-        def read() -> list[Frame]:
+    async def _read_back(self, epoch: str, cursor: int) -> list[Frame] | None:
+        """Frames older than the hub's memory, from the table itself; None when the
+        database now holds another stream (the listener is told to reconnect)."""
+        def read() -> list[Frame] | None:
             with self._pool.connection() as conn:
+                if stream_state(conn)[0] != epoch:
+                    return None
                 return [encode_frame(epoch, record) for record in messages_after(conn, cursor, BATCH)]
 
         while True:

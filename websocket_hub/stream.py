@@ -32,13 +32,21 @@ class Stream:
         assert self.epoch is not None
         return self.epoch
 
-    def set_epoch(self, epoch: str) -> None:
-        """The database says which stream it holds; a new one starts over from id 0."""
+    def set_epoch(self, epoch: str, head: int = 0) -> None:
+        """The database says which stream it holds; memory starts after id `head` of it."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self.head = 0
+            self.head = head
             self._frames = []
             self._ready.set()
+            self._wake()
+
+    def skip_to(self, epoch: str, head: int) -> None:
+        """Forget memory and continue after `head`: the follower fell further behind
+        than memory holds, and listeners that far back read the table anyway."""
+        if epoch == self.epoch and head > self.head:
+            self.head = head
+            self._frames = []
             self._wake()
 
     def publish(self, epoch: str, frames: list[Frame]) -> None:

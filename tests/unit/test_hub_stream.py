@@ -99,3 +99,24 @@ def test_frame_carries_the_contract_fields_and_text() -> None:
         "text": "Se ingresó un registro mediante REST , con el mensaje hola \"ñ\", total de mensajes 12",
     }
     assert "ñ" in frame.data  # sent as UTF-8, not \u escapes
+
+
+def test_memory_may_start_mid_stream_and_older_cursors_go_to_the_table() -> None:
+    stream = make_stream(capacity=10)
+    stream.set_epoch("e1", head=1000)
+    assert stream.after(1000, 10) == [] and stream.after(5, 10) is None
+    stream.publish("e1", frames(1001, 1003))
+    assert [f.id for f in stream.after(1000, 10)] == [1001, 1002, 1003]
+    assert stream.after(999, 10) is None
+
+
+def test_skipping_ahead_forgets_memory_and_sends_older_cursors_to_the_table() -> None:
+    stream = make_stream(capacity=10)
+    stream.set_epoch("e1")
+    stream.publish("e1", frames(1, 5))
+    stream.skip_to("e1", 500)
+    assert stream.head == 500 and stream.after(5, 10) is None and stream.after(500, 10) == []
+    stream.publish("e1", frames(501, 502))
+    assert [f.id for f in stream.after(500, 10)] == [501, 502]
+    stream.skip_to("e2", 900)  # another stream's skip changes nothing
+    assert stream.head == 502
