@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -278,16 +279,8 @@ def run(
     return EXIT_OK
 
 
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _maybe_progress(plan: Plan, tally: Tally, stderr: TextIO) -> Progress | _NoProgress:
-    return Progress(tally, plan.total, stderr) if plan.progress else _NoProgress()
+def _maybe_progress(plan: Plan, tally: Tally, stderr: TextIO) -> AbstractContextManager[object]:
+    return Progress(tally, plan.total, stderr) if plan.progress else nullcontext()
 
 
 def main(prog: str, sender_factory_from_env: Callable[[], Callable[[], Sender]]) -> None:

@@ -132,14 +132,10 @@ class Consumer:
         headers[REASON_HEADER] = reason
         copy = BasicProperties(
             content_type=properties.content_type, content_encoding=properties.content_encoding,
-            message_id=properties.message_id if _printable(properties.message_id) else None,
+            message_id=properties.message_id,
             delivery_mode=pika.DeliveryMode.Persistent, headers=headers,
         )
         channel.basic_publish(self._broker.dead_letter_exchange, self._broker.queue, body, copy, mandatory=True)
         channel.basic_ack(method.delivery_tag)
         log.warning("rejected delivery to the dead-letter queue: %s (message_id=%r, redelivered=%s)",
                     reason, properties.message_id, method.redelivered)
-
-
-def _printable(value: str | None) -> bool:
-    return value is not None and len(value) <= 255

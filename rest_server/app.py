@@ -63,13 +63,12 @@ class Problem(BaseModel):
     detail: str
 
 
+# What POST /messages and /messages/batch may answer besides success.
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (413, 415, 422, 503)}
+
+
 def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
-
-
-def _unavailable(error: DatabaseUnavailable) -> JSONResponse:
-    log.warning("database unavailable: %s", error)
-    return _problem(503, "the database is unavailable; retry later", **{"Retry-After": "1"})
 
 
 def create_app(pool: ConnectionPool) -> ASGIApp:
@@ -87,7 +86,8 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_unavailable(request: Request, error: DatabaseUnavailable) -> JSONResponse:
-        return _unavailable(error)
+        log.warning("database unavailable: %s", error)
+        return _problem(503, "the database is unavailable; retry later", **{"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -102,8 +102,7 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         status_code=201,
         response_model=MessageOut,
         responses={200: {"model": MessageOut, "description": "The key was stored before: the original record"},
-                   415: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem},
-                   503: {"model": Problem}},
+                   **STORE_ERRORS},
         summary="Store a message",
     )
     def post_message(
@@ -118,9 +117,7 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         "/messages/batch",
         status_code=201,
         response_model=BatchOut,
-        responses={200: {"model": BatchOut, "description": "Every key was stored before"},
-                   413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem},
-                   503: {"model": Problem}},
+        responses={200: {"model": BatchOut, "description": "Every key was stored before"}, **STORE_ERRORS},
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
     def post_batch(body: BatchIn) -> Any:

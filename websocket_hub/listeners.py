@@ -90,14 +90,14 @@ class Listeners:
         try:
             while True:
                 if self._stream.epoch != epoch:
-                    await websocket.close(CLOSE_RESTART, "the stream was replaced; reconnect with your cursor")
+                    await _stream_replaced(websocket)
                     return
                 changed = self._stream.changed
                 frames = self._stream.after(cursor, BATCH)
                 if frames is None:
                     frames = await self._read_back(epoch, cursor)
                     if frames is None:
-                        await websocket.close(CLOSE_RESTART, "the stream was replaced; reconnect with your cursor")
+                        await _stream_replaced(websocket)
                         return
                 if not frames:
                     await changed.wait()
@@ -127,3 +127,7 @@ class Listeners:
             except DatabaseUnavailable as error:
                 log.warning("catch-up read failed (%s); retrying in 1 s", error)
                 await asyncio.sleep(1)
+
+
+async def _stream_replaced(websocket: ServerConnection) -> None:
+    await websocket.close(CLOSE_RESTART, "the stream was replaced; reconnect with your cursor")
