@@ -7,6 +7,7 @@
 Run it from the repository root with the test environment (.venv-test, made by
 scripts/test.sh) and the generated gRPC code on the path: see the README.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,15 @@ def progress(text: str) -> None:
 
 
 def senders(stack: Stack) -> dict[str, Callable[[], Sender]]:
-    broker = BrokerSettings(host="127.0.0.1", port=stack.port("rabbitmq", 5672), user="suite",
-                            password=stack.secret("rabbitmq_password"), exchange="messages", queue="messages",
-                            dead_letter_exchange="messages.dead-letter")
+    broker = BrokerSettings(
+        host="127.0.0.1",
+        port=stack.port("rabbitmq", 5672),
+        user="suite",
+        password=stack.secret("rabbitmq_password"),
+        exchange="messages",
+        queue="messages",
+        dead_letter_exchange="messages.dead-letter",
+    )
     rest_url, grpc_target = stack.rest_url, stack.grpc_target
     return {
         "REST": lambda: RestSender(rest_url, 30),
@@ -83,18 +90,27 @@ def wait_for_hub(stack: Stack, target: measure.Target) -> None:
 def run(stack: Stack, size: Size, results: Results) -> None:
     """Latency and the flat-cost baseline first, while the table is small; then throughput, fan-out,
     and last the flat cost again once size.preload more messages are stored."""
-    target = measure.Target(stack.hub_url, {
-        "host": "127.0.0.1", "port": stack.port("database", 5432), "dbname": "suite", "user": "suite",
-        "password": stack.secret("postgres_password")})
+    target = measure.Target(
+        stack.hub_url,
+        {
+            "host": "127.0.0.1",
+            "port": stack.port("database", 5432),
+            "dbname": "suite",
+            "user": "suite",
+            "password": stack.secret("postgres_password"),
+        },
+    )
     protocols = senders(stack)
     flat_concurrency = size.concurrencies[-1]
 
     def flat_cost() -> tuple[int, float, float]:
         stored = target.total()
         progress(f"flat cost: measuring at {stored:,} stored")
-        return (stored,
-                median_of(3, lambda: measure.ceiling(target, flat_concurrency, size.single, 1)),
-                median_of(3, lambda: measure.throughput(target, protocols["REST"], flat_concurrency, size.single, 1)))
+        return (
+            stored,
+            median_of(3, lambda: measure.ceiling(target, flat_concurrency, size.single, 1)),
+            median_of(3, lambda: measure.throughput(target, protocols["REST"], flat_concurrency, size.single, 1)),
+        )
 
     progress("warming up: 300 messages through each protocol, then 10 s for the stack to settle")
     for make_sender in protocols.values():
@@ -112,11 +128,13 @@ def run(stack: Stack, size: Size, results: Results) -> None:
     for batch, n in ((1, size.single), (100, size.batched)):
         for concurrency in size.concurrencies:
             progress(f"ceiling: store transaction, concurrency {concurrency}, batch {batch}")
-            ceiling = median_of(3, lambda: measure.ceiling(target, concurrency, n, batch))
+            ceiling = median_of(3, lambda c=concurrency, n=n, b=batch: measure.ceiling(target, c, n, b))
             results.rows.append(Row("ceiling (PostgreSQL direct)", concurrency, batch, ceiling))
             for name, make_sender in protocols.items():
                 progress(f"{name}: throughput, concurrency {concurrency}, batch {batch}")
-                rate = median_of(3, lambda: measure.throughput(target, make_sender, concurrency, n, batch))
+                rate = median_of(
+                    3, lambda s=make_sender, c=concurrency, n=n, b=batch: measure.throughput(target, s, c, n, b)
+                )
                 results.rows.append(Row(name, concurrency, batch, rate, ceiling))
 
     for listeners in size.listeners:
@@ -124,19 +142,33 @@ def run(stack: Stack, size: Size, results: Results) -> None:
         # The frames all arrive in this one Python process: a fixed total keeps
         # it from being the slow listener that the hub rightly cuts off.
         per_listener = min(10_000, size.fan_out // listeners)
-        rate = median_of(3, lambda: measure.fan_out(target, listeners, per_listener))
-        results.rows.append(Row(f"fan-out to {listeners} listeners", 2, 100, rate,
-                                note="notifications delivered per second, all listeners together"))
+        rate = median_of(3, lambda n=listeners, each=per_listener: measure.fan_out(target, n, each))
+        results.rows.append(
+            Row(
+                f"fan-out to {listeners} listeners",
+                2,
+                100,
+                rate,
+                note="notifications delivered per second, all listeners together",
+            )
+        )
 
     progress(f"flat cost: adding {size.preload:,} messages")
     measure.preload(target, size.preload)
     wait_for_hub(stack, target)
     loaded = flat_cost()
     for index, label in ((1, "ceiling"), (2, "REST")):
-        results.rows.append(Row(f"flat cost: {label} at {baseline[0]:,} stored", flat_concurrency, 1,
-                                baseline[index]))
-        results.rows.append(Row(f"flat cost: {label} at {loaded[0]:,} stored", flat_concurrency, 1,
-                                loaded[index], baseline[index], note="ratio: to the same at the start"))
+        results.rows.append(Row(f"flat cost: {label} at {baseline[0]:,} stored", flat_concurrency, 1, baseline[index]))
+        results.rows.append(
+            Row(
+                f"flat cost: {label} at {loaded[0]:,} stored",
+                flat_concurrency,
+                1,
+                loaded[index],
+                baseline[index],
+                note="ratio: to the same at the start",
+            )
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,5 @@
 """A hub listener that records when each notification arrived."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ class TimingListener:
         self.arrived_by_id: dict[int, float] = {}
         self.arrived_by_text: dict[str, float] = {}
         self.last_id = after
-        self._websocket = connect(f"{hub_url}/notifications?after={after}", compression=None, open_timeout=10,
-                                  max_size=None)
+        self._websocket = connect(
+            f"{hub_url}/notifications?after={after}", compression=None, open_timeout=10, max_size=None
+        )
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

@@ -1,4 +1,5 @@
 """The measurements: each returns numbers, prints nothing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +53,10 @@ def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
             local.conn.autocommit = True  # as the servers: the statement is the transaction
             connections.append(local.conn)
         with local.conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM store_messages('REST', %s::text[], %s::text[])",
-                           (chunk, [str(uuid.uuid4()) for _ in chunk]))
+            cursor.execute(
+                "SELECT count(*) FROM store_messages('REST', %s::text[], %s::text[])",
+                (chunk, [str(uuid.uuid4()) for _ in chunk]),
+            )
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(store, chunks[:concurrency]))  # connect outside the timing
@@ -65,8 +68,12 @@ def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
     return sum(len(c) for c in chunks[concurrency:]) / elapsed
 
 
-def _send_all(make_sender: SenderFactory, concurrency: int, chunks: list[list[str]],
-              on_start: Callable[[list[str]], None] = lambda chunk: None) -> None:
+def _send_all(
+    make_sender: SenderFactory,
+    concurrency: int,
+    chunks: list[list[str]],
+    on_start: Callable[[list[str]], None] = lambda chunk: None,
+) -> None:
     local = threading.local()
     senders: list[Sender] = []
 
@@ -175,8 +182,9 @@ def fan_out(target: Target, listeners: int, n: int) -> float:
     first = target.total()
 
     async def listen(ready: asyncio.Event, remaining: list[int]) -> float:
-        async with async_connect(f"{target.hub_url}/notifications?after={first}", compression=None,
-                                 max_size=None, open_timeout=30) as websocket:
+        async with async_connect(
+            f"{target.hub_url}/notifications?after={first}", compression=None, max_size=None, open_timeout=30
+        ) as websocket:
             remaining[0] -= 1
             if remaining[0] == 0:
                 ready.set()
@@ -211,7 +219,9 @@ def preload(target: Target, rows: int) -> None:
         total = cursor.fetchone()[0]
         cursor.execute(
             "INSERT INTO messages (id, via, message, idempotency_key) SELECT g, 'REST', 'relleno ' || g,"
-            " 'preload-' || g FROM generate_series(%s::bigint, %s::bigint) AS g", (total + 1, total + rows))
+            " 'preload-' || g FROM generate_series(%s::bigint, %s::bigint) AS g",
+            (total + 1, total + rows),
+        )
         cursor.execute("UPDATE stream SET total = %s", (total + rows,))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
     conn.close()

@@ -1,9 +1,10 @@
 """The results: a table on stdout, a Markdown report and a PNG plot."""
+
 from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .measure import Latency
@@ -27,21 +28,29 @@ class Row:
 class Results:
     rows: list[Row] = field(default_factory=list)
     latencies: dict[str, list[Latency]] = field(default_factory=dict)
-    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def table(self) -> str:
-        lines = ["| measurement | concurrency | batch | msg/s | ratio to ceiling | note |",
-                 "|---|---:|---:|---:|---:|---|"]
+        lines = [
+            "| measurement | concurrency | batch | msg/s | ratio to ceiling | note |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
         for row in self.rows:
-            lines.append(f"| {row.what} | {row.concurrency} | {row.batch} | {row.rate:,.0f} | {row.ratio} | {row.note} |")
+            lines.append(
+                f"| {row.what} | {row.concurrency} | {row.batch} | {row.rate:,.0f} | {row.ratio} | {row.note} |"
+            )
         return "\n".join(lines)
 
     def latency_table(self) -> str:
-        lines = ["| protocol | offered msg/s | achieved msg/s | p50 ms | p95 ms | p99 ms |",
-                 "|---|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| protocol | offered msg/s | achieved msg/s | p50 ms | p95 ms | p99 ms |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for protocol, points in self.latencies.items():
             for p in points:
-                lines.append(f"| {protocol} | {p.offered} | {p.achieved:,.0f} | {p.p50:.1f} | {p.p95:.1f} | {p.p99:.1f} |")
+                lines.append(
+                    f"| {protocol} | {p.offered} | {p.achieved:,.0f} | {p.p50:.1f} | {p.p95:.1f} | {p.p99:.1f} |"
+                )
         return "\n".join(lines)
 
     def write(self, folder: Path, size: str) -> tuple[Path, Path]:

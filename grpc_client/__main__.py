@@ -1,4 +1,5 @@
 """python -m grpc_client: the shared client CLI over gRPC (GRPC_TARGET, default grpc-server:50051)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

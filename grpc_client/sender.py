@@ -1,6 +1,6 @@
 """GrpcSender: messages over gRPC to suite.v1.MessageService."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
@@ -22,8 +22,12 @@ class GrpcSender:
         return Receipt(id=response.id, repeated=response.repeated)
 
     def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
-        request = messages_pb2.SendMessageBatchRequest(messages=[
-            messages_pb2.SendMessageRequest(message=text, idempotency_key=key) for text, key in zip(texts, keys)])
+        request = messages_pb2.SendMessageBatchRequest(
+            messages=[
+                messages_pb2.SendMessageRequest(message=text, idempotency_key=key)
+                for text, key in zip(texts, keys, strict=True)
+            ]
+        )
         response = self._call(self._stub.SendMessageBatch, request)
         return [Receipt(id=item.id, repeated=item.repeated) for item in response.messages]
 

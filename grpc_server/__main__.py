@@ -1,4 +1,5 @@
 """python -m grpc_server: serves suite.v1.MessageService, health and reflection on GRPC_PORT."""
+
 from __future__ import annotations
 
 import logging
@@ -30,16 +31,17 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
     serving: bool | None = None
     while not stopping.is_set():
         try:
-            with pool.connection() as conn:
-                with conn.cursor() as cursor:
-                    cursor.execute("SELECT 1")
+            with pool.connection() as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
             now_serving = True
         except DatabaseUnavailable as error:
             now_serving = False
             if serving is not False:
                 log.warning("database unreachable, reporting NOT_SERVING: %s", error)
         if now_serving != serving and not stopping.is_set():
-            status = health_pb2.HealthCheckResponse.SERVING if now_serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING if now_serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             for name in ("", SERVICE_NAME):
                 servicer.set(name, status)
             if now_serving:
@@ -50,8 +52,9 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
 
 def main() -> int:
     log = logs.configure("grpc-server")
-    settings, port, workers = load_or_exit(log, lambda: (
-        DatabaseSettings.from_env(), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16)))
+    settings, port, workers = load_or_exit(
+        log, lambda: (DatabaseSettings.from_env(), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16))
+    )
     pool = ConnectionPool(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
@@ -62,9 +65,7 @@ def main() -> int:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     server.add_insecure_port(f"0.0.0.0:{port}")
 
     def stop() -> None:

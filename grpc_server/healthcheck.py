@@ -1,4 +1,5 @@
 """python -m grpc_server.healthcheck [TARGET]: exit 0 when grpc.health.v1 says SERVING."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """suite.v1.MessageService: validates, stores through the shared code, answers the record."""
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,13 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
     ) -> messages_pb2.SendMessageBatchResponse:
         return messages_pb2.SendMessageBatchResponse(messages=self._store(context, request.messages))
 
-    def _store(self, context: grpc.ServicerContext, requests: Sequence[messages_pb2.SendMessageRequest]
-               ) -> list[messages_pb2.SendMessageResponse]:
+    def _store(
+        self, context: grpc.ServicerContext, requests: Sequence[messages_pb2.SendMessageRequest]
+    ) -> list[messages_pb2.SendMessageResponse]:
         try:
             records = self._messages.validate_and_store(
-                [r.message for r in requests], [r.idempotency_key or None for r in requests])
+                [r.message for r in requests], [r.idempotency_key or None for r in requests]
+            )
         except InvalidMessage as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
         except DatabaseUnavailable as error:

@@ -1,4 +1,5 @@
 """Connecting to RabbitMQ with the suite's settings."""
+
 from __future__ import annotations
 
 import pika

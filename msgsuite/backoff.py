@@ -1,4 +1,5 @@
 """Exponential backoff with jitter, for reconnecting and retrying."""
+
 from __future__ import annotations
 
 import random

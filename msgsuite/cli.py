@@ -7,6 +7,7 @@
 One result line per message on stdout; errors on stderr; exit 0 only when
 every message was stored (or, for AMQP, confirmed by the broker).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from .messages import MAX_BATCH
 from .settings import MissingSetting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RETRY_BACKOFF = Backoff()
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -37,15 +39,23 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("messages", nargs="*", help="messages to send, one per argument")
     parser.add_argument("--count", type=_positive, help="load mode: send this many generated messages")
     parser.add_argument("--concurrency", type=_positive, default=1, help="messages in flight at once (default 1)")
-    parser.add_argument("--batch", type=_positive, default=1,
-                        help=f"send this many messages per request (1 to {MAX_BATCH}; default 1)")
+    parser.add_argument(
+        "--batch", type=_positive, default=1, help=f"send this many messages per request (1 to {MAX_BATCH}; default 1)"
+    )
     parser.add_argument("--rate", type=_positive, help="load mode: start at most this many messages per second")
     parser.add_argument("--idempotency-key", help="the key of a single message (default: a fresh UUID per message)")
-    parser.add_argument("--demo", metavar="TEXT",
-                        help="what `docker compose up` runs: send TEXT once with a fixed idempotency key, "
-                        "unless standard input carries lines (then those are sent instead)")
-    parser.add_argument("--retries", type=_non_negative, default=8,
-                        help="retries per message while the server is unreachable (default 8)")
+    parser.add_argument(
+        "--demo",
+        metavar="TEXT",
+        help="what `docker compose up` runs: send TEXT once with a fixed idempotency key, "
+        "unless standard input carries lines (then those are sent instead)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_non_negative,
+        default=8,
+        help="retries per message while the server is unreachable (default 8)",
+    )
     return parser
 
 
@@ -89,8 +99,16 @@ def parse_plan(prog: str, argv: Sequence[str], stdin: TextIO) -> Plan:
         parser.error("give messages as arguments, on standard input, or --count N")
     else:
         messages, total = _lines(stdin), None
-    return Plan(messages, total, args.concurrency, args.retries, fixed_key, progress=args.count is not None,
-                rate=args.rate, batch=args.batch)
+    return Plan(
+        messages,
+        total,
+        args.concurrency,
+        args.retries,
+        fixed_key,
+        progress=args.count is not None,
+        rate=args.rate,
+        batch=args.batch,
+    )
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
@@ -124,8 +142,9 @@ def _non_negative(raw: str) -> int:
     return value
 
 
-def deliver(sender: Sender, texts: list[str], keys: list[str], retries: int,
-            backoff: Backoff = Backoff()) -> list[Receipt]:
+def deliver(
+    sender: Sender, texts: list[str], keys: list[str], retries: int, backoff: Backoff = RETRY_BACKOFF
+) -> list[Receipt]:
     """Sends one message, or a batch, with bounded retries; the same keys make every retry safe."""
     delays = backoff.delays(retries)
     while True:
@@ -235,38 +254,41 @@ def run(
             receipts = deliver(sender(), texts, keys, plan.retries)
         except (Rejected, Unreachable) as error:
             kind = "rejected" if isinstance(error, Rejected) else "not delivered"
-            which = f"message {first_number}" if len(texts) == 1 else \
-                f"batch of messages {first_number}-{first_number + len(texts) - 1}"
+            which = (
+                f"message {first_number}"
+                if len(texts) == 1
+                else f"batch of messages {first_number}-{first_number + len(texts) - 1}"
+            )
             with out_lock:
                 print(f"{prog}: {which} {kind}: {error}", file=stderr, flush=True)
             tally.count(ok=False, messages=len(texts))
             return
         except Exception as error:  # an unexpected failure still must not lose the other results
             with out_lock:
-                print(f"{prog}: message {first_number} failed: {type(error).__name__}: {error}",
-                      file=stderr, flush=True)
+                print(
+                    f"{prog}: message {first_number} failed: {type(error).__name__}: {error}", file=stderr, flush=True
+                )
             tally.count(ok=False, messages=len(texts))
             return
         with out_lock:
-            for receipt, key in zip(receipts, keys):
+            for receipt, key in zip(receipts, keys, strict=True):
                 print(receipt.line(key), file=stdout, flush=True)
         tally.count(ok=True, messages=len(texts))
 
     try:
-        with _maybe_progress(plan, tally, stderr):
-            with ThreadPoolExecutor(max_workers=plan.concurrency) as pool:
-                # Bounded submission keeps a 1,000,000-message load from queueing
-                # a million futures at once.
-                slots = threading.BoundedSemaphore(plan.concurrency * 4)
-                started = time.monotonic()
-                number = 1
-                for chunk in _chunks(plan.messages, plan.batch):
-                    if plan.rate:
-                        time.sleep(max(0.0, started + (number - 1) / plan.rate - time.monotonic()))
-                    slots.acquire()
-                    future = pool.submit(send_chunk, number, chunk)
-                    number += len(chunk)
-                    future.add_done_callback(lambda _: slots.release())
+        with _maybe_progress(plan, tally, stderr), ThreadPoolExecutor(max_workers=plan.concurrency) as pool:
+            # Bounded submission keeps a 1,000,000-message load from queueing
+            # a million futures at once.
+            slots = threading.BoundedSemaphore(plan.concurrency * 4)
+            started = time.monotonic()
+            number = 1
+            for chunk in _chunks(plan.messages, plan.batch):
+                if plan.rate:
+                    time.sleep(max(0.0, started + (number - 1) / plan.rate - time.monotonic()))
+                slots.acquire()
+                future = pool.submit(send_chunk, number, chunk)
+                number += len(chunk)
+                future.add_done_callback(lambda _: slots.release())
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=stderr)
         return EXIT_FAILED

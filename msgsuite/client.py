@@ -1,4 +1,5 @@
 """What a client sends through: one interface for the three protocols."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

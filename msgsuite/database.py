@@ -1,4 +1,5 @@
 """A small pool of PostgreSQL connections that replaces broken ones."""
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ goes out at once (nothing waits for a timer). Each message still gets its
 own total and its own notification, in arrival order; a group that fails
 fails for each of its requests, which the clients retry with their keys.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """One line per event, on stderr, with the service's name."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """What a message is: its rules, the protocols it arrives by and its stored form."""
+
 from __future__ import annotations
 
 import enum
@@ -33,9 +34,7 @@ def validate_text(text: object) -> str:
     if not text:
         raise InvalidMessage("message must not be empty")
     if len(text) > MAX_MESSAGE_CHARS:
-        raise InvalidMessage(
-            f"message is {len(text)} characters long; the limit is {MAX_MESSAGE_CHARS}"
-        )
+        raise InvalidMessage(f"message is {len(text)} characters long; the limit is {MAX_MESSAGE_CHARS}")
     if "\x00" in text:
         raise InvalidMessage("message must not contain the NUL character")
     if text.isspace():
@@ -77,7 +76,7 @@ def validate_batch(texts: list[object], keys: list[str | None]) -> list[str]:
     if len(texts) > MAX_BATCH:
         raise InvalidMessage(f"a batch holds at most {MAX_BATCH} messages, not {len(texts)}")
     valid = []
-    for index, (text, key) in enumerate(zip(texts, keys)):
+    for index, (text, key) in enumerate(zip(texts, keys, strict=True)):
         try:
             valid.append(validate_text(text))
             validate_key(key)

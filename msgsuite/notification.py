@@ -1,4 +1,5 @@
 """The one place that spells the notification text."""
+
 from __future__ import annotations
 
 from .messages import Via

@@ -1,8 +1,9 @@
 """Container healthchecks that need no curl in the image.
 
-    python -m msgsuite.probe http URL              healthy when URL answers 2xx
-    python -m msgsuite.probe heartbeat PATH SECONDS healthy when PATH was touched lately
+python -m msgsuite.probe http URL              healthy when URL answers 2xx
+python -m msgsuite.probe heartbeat PATH SECONDS healthy when PATH was touched lately
 """
+
 from __future__ import annotations
 
 import sys

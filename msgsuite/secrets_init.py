@@ -7,6 +7,7 @@ NAME in upper case when it is set (from .env), else a random password; a file
 that exists already is kept (a restart keeps the passwords the database and
 broker were created with).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Settings read from the environment; a missing one stops the process at start."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """SIGTERM (docker stop) and SIGINT both ask a service to finish cleanly."""
+
 from __future__ import annotations
 
 import signal

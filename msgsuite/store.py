@@ -1,4 +1,5 @@
 """Storing and reading messages: the only SQL the servers and the hub run."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,14 +29,13 @@ def store_messages(
     """
     if len(texts) != len(keys):
         raise ValueError("one key (or None) is needed per text")
-    with pool.connection() as conn:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, via, message, created_at, idempotency_key, repeated"
-                " FROM store_messages(%s, %s::text[], %s::text[])",
-                (via.value, list(texts), list(keys)),
-            )
-            rows = cursor.fetchall()
+    with pool.connection() as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, via, message, created_at, idempotency_key, repeated"
+            " FROM store_messages(%s, %s::text[], %s::text[])",
+            (via.value, list(texts), list(keys)),
+        )
+        rows = cursor.fetchall()
     return [_record(row[:5], repeated=row[5]) for row in rows]
 
 
@@ -52,9 +52,7 @@ class MessageStore:
 
 def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:
     with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
-        )
+        cursor.execute(f"SELECT {_COLUMNS} FROM messages WHERE id > %s ORDER BY id LIMIT %s", (after, limit))
         rows = cursor.fetchall()
     return [_record(row) for row in rows]
 
@@ -77,6 +75,10 @@ def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
 def _record(row: Sequence[Any], repeated: bool = False) -> StoredMessage:
     message_id, via, message, created_at, key = row
     return StoredMessage(
-        id=message_id, via=Via(via), message=message, created_at=created_at,
-        idempotency_key=key, repeated=repeated,
+        id=message_id,
+        via=Via(via),
+        message=message,
+        created_at=created_at,
+        idempotency_key=key,
+        repeated=repeated,
     )

@@ -4,6 +4,7 @@ Publishes persistent messages with publisher confirms (batches in AMQP
 transactions); a message counts as sent only once the broker has it. Its
 total arrives with the notification.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

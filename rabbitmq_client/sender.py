@@ -1,6 +1,8 @@
 """AmqpSender: messages published to RabbitMQ, confirmed by the broker."""
+
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import pika
@@ -46,8 +48,10 @@ class AmqpSender:
         # so the server (not the client) decides that it is invalid.
         body = text.encode("utf-8", errors="surrogateescape")
         properties = pika.BasicProperties(
-            message_id=key, delivery_mode=pika.DeliveryMode.Persistent,
-            content_type="text/plain", content_encoding="utf-8",
+            message_id=key,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            content_type="text/plain",
+            content_encoding="utf-8",
         )
         channel.basic_publish(self._settings.exchange, self._settings.queue, body, properties, mandatory=mandatory)
 
@@ -58,7 +62,7 @@ class AmqpSender:
     def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
         def publish_all() -> None:
             channel = self._transaction_channel()
-            for text, key in zip(texts, keys):
+            for text, key in zip(texts, keys, strict=True):
                 self._publish(channel, text, key, mandatory=False)
             channel.tx_commit()
 
@@ -79,7 +83,5 @@ class AmqpSender:
     def close(self) -> None:
         connection, self._connection, self._channel, self._batch_channel = self._connection, None, None, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
                 connection.close()
-            except (pika.exceptions.AMQPError, OSError):
-                pass

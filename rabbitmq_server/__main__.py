@@ -1,4 +1,5 @@
 """python -m rabbitmq_server: consumes the queue into the database until SIGTERM."""
+
 from __future__ import annotations
 
 import sys
@@ -12,9 +13,15 @@ from .consumer import Consumer
 
 def main() -> int:
     log = logs.configure("rabbitmq-server")
-    database, broker, prefetch, heartbeat_file = load_or_exit(log, lambda: (
-        DatabaseSettings.from_env(), BrokerSettings.from_env(), integer("RABBITMQ_PREFETCH", 500),
-        optional("HEARTBEAT_FILE", "/tmp/rabbitmq-server.alive")))
+    database, broker, prefetch, heartbeat_file = load_or_exit(
+        log,
+        lambda: (
+            DatabaseSettings.from_env(),
+            BrokerSettings.from_env(),
+            integer("RABBITMQ_PREFETCH", 500),
+            optional("HEARTBEAT_FILE", "/tmp/rabbitmq-server.alive"),
+        ),
+    )
     pool = ConnectionPool(database, size=1)
     consumer = Consumer(broker, pool, prefetch, heartbeat_file)
     shutdown.on_stop(consumer.stop)

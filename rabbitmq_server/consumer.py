@@ -6,6 +6,7 @@ it committed. A crash at any point leaves them unacknowledged and RabbitMQ
 delivers them again; their message_id (the idempotency key) makes the second
 store a no-op. Each message still gets its own total and notification.
 """
+
 from __future__ import annotations
 
 import logging
@@ -61,8 +62,11 @@ class Consumer:
                 if self._stopping.is_set():
                     break
                 delay = next(delays)
-                log.warning("broker connection lost (%s); reconnecting in %.1f s",
-                            type(error).__name__ + (f": {error}" if str(error) else ""), delay)
+                log.warning(
+                    "broker connection lost (%s); reconnecting in %.1f s",
+                    type(error).__name__ + (f": {error}" if str(error) else ""),
+                    delay,
+                )
                 self._stopping.wait(delay)
 
     def _consume(self) -> None:
@@ -125,17 +129,27 @@ class Consumer:
         return None
 
     def _dead_letter(
-        self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
-        body: bytes, reason: str,
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+        reason: str,
     ) -> None:
         headers = dict(properties.headers or {})
         headers[REASON_HEADER] = reason
         copy = BasicProperties(
-            content_type=properties.content_type, content_encoding=properties.content_encoding,
+            content_type=properties.content_type,
+            content_encoding=properties.content_encoding,
             message_id=properties.message_id,
-            delivery_mode=pika.DeliveryMode.Persistent, headers=headers,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            headers=headers,
         )
         channel.basic_publish(self._broker.dead_letter_exchange, self._broker.queue, body, copy, mandatory=True)
         channel.basic_ack(method.delivery_tag)
-        log.warning("rejected delivery to the dead-letter queue: %s (message_id=%r, redelivered=%s)",
-                    reason, properties.message_id, method.redelivered)
+        log.warning(
+            "rejected delivery to the dead-letter queue: %s (message_id=%r, redelivered=%s)",
+            reason,
+            properties.message_id,
+            method.redelivered,
+        )

@@ -1,4 +1,5 @@
 """python -m rest_client: the shared client CLI over HTTP (REST_URL, default http://rest-server:8000)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ It speaks HTTP/1.1 with the standard library on one kept-alive connection
 per thread: under load, requests' per-call machinery cost more CPU than the
 server spent storing the message.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -32,7 +33,7 @@ class RestSender:
         return Receipt(id=body["id"], repeated=body["repeated"])
 
     def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
-        items = [{"message": text, "idempotency_key": key} for text, key in zip(texts, keys)]
+        items = [{"message": text, "idempotency_key": key} for text, key in zip(texts, keys, strict=True)]
         body = self._post(self._path + "/batch", {"messages": items}, {})
         return [Receipt(id=record["id"], repeated=record["repeated"]) for record in body["messages"]]
 

@@ -1,4 +1,5 @@
 """python -m rest_server: serves the API on REST_PORT (default 8000)."""
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,16 @@ def main() -> int:
     pool = ConnectionPool(settings)
     log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.
-    uvicorn.run(create_app(pool), host="0.0.0.0", port=port, access_log=False, log_level="warning",
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(pool),
+        host="0.0.0.0",
+        port=port,
+        access_log=False,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
     pool.close()
     log.info("stopped")
     return 0

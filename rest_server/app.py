@@ -1,4 +1,5 @@
 """The HTTP API: POST /messages stores, GET reads, /health checks the database."""
+
 from __future__ import annotations
 
 import logging
@@ -101,8 +102,10 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         "/messages",
         status_code=201,
         response_model=MessageOut,
-        responses={200: {"model": MessageOut, "description": "The key was stored before: the original record"},
-                   **STORE_ERRORS},
+        responses={
+            200: {"model": MessageOut, "description": "The key was stored before: the original record"},
+            **STORE_ERRORS,
+        },
         summary="Store a message",
     )
     def post_message(
@@ -121,8 +124,9 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
     def post_batch(body: BatchIn) -> Any:
-        records = messages.validate_and_store([item.message for item in body.messages],
-                                              [item.idempotency_key for item in body.messages])
+        records = messages.validate_and_store(
+            [item.message for item in body.messages], [item.idempotency_key for item in body.messages]
+        )
         status = 200 if all(record.repeated for record in records) else 201
         return JSONResponse({"messages": [record.as_json() for record in records]}, status_code=status)
 
@@ -135,8 +139,12 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
             records = messages_after(conn, after, limit)
         return {"messages": [r.as_json() for r in records], "next_after": records[-1].id if records else after}
 
-    @app.get("/messages/{message_id}", response_model=MessageOut, responses={404: {"model": Problem}},
-             summary="One stored message")
+    @app.get(
+        "/messages/{message_id}",
+        response_model=MessageOut,
+        responses={404: {"model": Problem}},
+        summary="One stored message",
+    )
     def get_message(message_id: Annotated[int, Path(ge=1)]) -> Any:
         with pool.connection() as conn:
             record = message_by_id(conn, message_id)

@@ -3,6 +3,7 @@
 A plain ASGI middleware: Starlette's @app.middleware("http") wraps every
 request in extra tasks and streams, which cost more than the check itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,10 +64,15 @@ class RequestGate:
 
 async def _problem(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close")],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@
 Connects to HUB_URL with ?after=<last id>&epoch=<epoch> from its cursor file,
 so a restart neither repeats nor skips a line; reconnects with backoff.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,8 +67,10 @@ async def run(hub_url: str, cursor_file: CursorFile, alive_file: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     connected = asyncio.Event()
-    tasks = [asyncio.create_task(listen(hub_url, cursor_file, connected)),
-             asyncio.create_task(keep_alive_marker(alive_file, connected))]
+    tasks = [
+        asyncio.create_task(listen(hub_url, cursor_file, connected)),
+        asyncio.create_task(keep_alive_marker(alive_file, connected)),
+    ]
     await stop.wait()
     # Between frames: the cursor on disk matches the last line printed.
     for task in tasks:
@@ -78,9 +81,14 @@ async def run(hub_url: str, cursor_file: CursorFile, alive_file: str) -> None:
 
 def main() -> int:
     logs.configure("websocket-client")
-    hub_url, cursor_file, alive_file = load_or_exit(log, lambda: (
-        required("HUB_URL"), CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json")),
-        optional("HEARTBEAT_FILE", "/tmp/websocket-client.alive")))
+    hub_url, cursor_file, alive_file = load_or_exit(
+        log,
+        lambda: (
+            required("HUB_URL"),
+            CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json")),
+            optional("HEARTBEAT_FILE", "/tmp/websocket-client.alive"),
+        ),
+    )
     log.info("starting from %s", cursor_file.load())
     asyncio.run(run(hub_url, cursor_file, alive_file))
     return 0

@@ -1,4 +1,5 @@
 """Where the client is in the stream: the epoch and the last id it printed, kept on disk."""
+
 from __future__ import annotations
 
 import json

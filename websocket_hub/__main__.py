@@ -1,4 +1,5 @@
 """python -m websocket_hub: relays every stored message to every listener on HUB_PORT (8765)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,9 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with serve(
-        listeners.serve, "0.0.0.0", port,
+        listeners.serve,
+        "0.0.0.0",
+        port,
         process_request=Routes(stream, listeners),
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
@@ -44,9 +47,15 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
 
 def main() -> int:
     log = logs.configure("websocket-hub")
-    settings, port, memory, send_timeout = load_or_exit(log, lambda: (
-        DatabaseSettings.from_env(), integer("HUB_PORT", 8765), integer("HUB_MEMORY_FRAMES", 20000),
-        float(integer("HUB_SLOW_LISTENER_SECONDS", 10))))
+    settings, port, memory, send_timeout = load_or_exit(
+        log,
+        lambda: (
+            DatabaseSettings.from_env(),
+            integer("HUB_PORT", 8765),
+            integer("HUB_MEMORY_FRAMES", 20000),
+            float(integer("HUB_SLOW_LISTENER_SECONDS", 10)),
+        ),
+    )
     asyncio.run(run(settings, port, memory, send_timeout))
     return 0
 

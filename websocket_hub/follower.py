@@ -4,6 +4,7 @@ NOTIFY alone is at-most-once; the table is the log. The doorbell only says
 "look now", and a 5-second timeout looks anyway, so a lost notification
 delays a frame by at most that long and never loses it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,11 @@ class Follower:
                 delays = Backoff(cap=5).delays()
             except psycopg2.Error as error:
                 delay = next(delays)
-                log.warning("database connection lost (%s); reconnecting in %.1f s",
-                            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__, delay)
+                log.warning(
+                    "database connection lost (%s); reconnecting in %.1f s",
+                    str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+                    delay,
+                )
                 self.stopping.wait(delay)
                 continue
             finally:

@@ -1,4 +1,5 @@
 """The JSON frame a listener receives for each stored message."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Plain HTTP answered before the WebSocket handshake: the page, /health, bad requests."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ HEALTHY_WITHIN_SECONDS = 15.0
 
 
 def _response(status: int, reason: str, body: bytes, content_type: str) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-store")])
+    headers = Headers(
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+    )
     return Response(status, reason, headers, body)
 
 

@@ -1,4 +1,5 @@
 """One coroutine pair per listener: send frames in id order, refuse anything it sends."""
+
 from __future__ import annotations
 
 import asyncio
@@ -84,8 +85,12 @@ class Listeners:
         epoch = await self._stream.ready()
         cursor = subscription.after
         if subscription.epoch is not None and subscription.epoch != epoch:
-            log.info("listener %s had epoch %s; replaying epoch %s from the start",
-                     websocket.remote_address, subscription.epoch, epoch)
+            log.info(
+                "listener %s had epoch %s; replaying epoch %s from the start",
+                websocket.remote_address,
+                subscription.epoch,
+                epoch,
+            )
             cursor = 0
         try:
             while True:
@@ -106,8 +111,12 @@ class Listeners:
                     await asyncio.wait_for(websocket.send(frame.data), self._send_timeout)
                     cursor = frame.id
         except TimeoutError:
-            log.warning("listener %s too slow (a send waited %.0f s); disconnecting it at id %d",
-                        websocket.remote_address, self._send_timeout, cursor)
+            log.warning(
+                "listener %s too slow (a send waited %.0f s); disconnecting it at id %d",
+                websocket.remote_address,
+                self._send_timeout,
+                cursor,
+            )
             websocket.transport.abort()
         except ConnectionClosed:
             return
@@ -115,6 +124,7 @@ class Listeners:
     async def _read_back(self, epoch: str, cursor: int) -> list[Frame] | None:
         """Frames older than the hub's memory, from the table itself; None when the
         database now holds another stream (the listener is told to reconnect)."""
+
         def read() -> list[Frame] | None:
             with self._pool.connection() as conn:
                 if stream_state(conn)[0] != epoch:

@@ -4,6 +4,7 @@ Only the event loop touches a Stream; the follower thread hands it frames
 with call_soon_threadsafe. Ids are gap-free, so frame n sits at a fixed
 offset from the first frame kept.
 """
+
 from __future__ import annotations
 
 import asyncio

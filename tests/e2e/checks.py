@@ -1,4 +1,5 @@
 """Assertions about the whole stream that several tests share."""
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,11 @@ def assert_log_complete(stack: Stack, earlier: list[int] | None = None, timeout:
     """
     total = stack.total()
     prefix = earlier or []
-    wait_for(lambda: len(prefix) + len(log_ids(stack)) >= total, timeout=timeout,
-             what=f"{total} lines in the websocket-client log")
+    wait_for(
+        lambda: len(prefix) + len(log_ids(stack)) >= total,
+        timeout=timeout,
+        what=f"{total} lines in the websocket-client log",
+    )
     ids = prefix + log_ids(stack)
     assert ids == list(range(1, total + 1)), _describe(ids, total)
 
@@ -39,4 +43,6 @@ def _describe(ids: list[int], total: int) -> str:
     missing = [i for i in range(1, total + 1) if i not in seen][:10]
     repeated = sorted({i for i in ids if ids.count(i) > 1})[:10]
     disorder = next((k for k in range(1, len(ids)) if ids[k] <= ids[k - 1]), None)
-    return f"{len(ids)} lines for {total} messages; missing {missing}, repeated {repeated}, first disorder at {disorder}"
+    return (
+        f"{len(ids)} lines for {total} messages; missing {missing}, repeated {repeated}, first disorder at {disorder}"
+    )

@@ -1,4 +1,5 @@
 """The end-to-end tests share one stack, started once under its own project name."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ def stack() -> Iterator[Stack]:
     try:
         stack.up()  # everything, so the demo clients run as on `docker compose up`
         codes = stack.wait_exited(CLIENTS)
-        assert codes == {client: 0 for client in CLIENTS}, f"demo clients exited with {codes}"
+        assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
         yield stack
     finally:
         if owns_stack:

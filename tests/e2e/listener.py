@@ -1,4 +1,5 @@
 """A listener that behaves like a real one: it reconnects with after=<last id> and its epoch."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Client streams run in their own containers, as a user would run them."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,11 @@ class ClientStream:
         self.client = client
         self._process = subprocess.Popen(
             ["docker", "compose", "-p", stack.project, "run", "--rm", "--no-deps", "-T", client, *args],
-            cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            env=stack.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def finish(self, timeout: float = 600) -> Outcome:

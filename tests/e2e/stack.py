@@ -1,4 +1,5 @@
 """Drives the real stack through docker compose under the test's own project name."""
+
 from __future__ import annotations
 
 import json
@@ -17,33 +18,65 @@ from websockets.sync.client import ClientConnection, connect
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ROOT = Path(__file__).resolve().parents[2]
-LONG_RUNNING = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub",
-                "websocket-client"]
+LONG_RUNNING = [
+    "database",
+    "rabbitmq",
+    "grpc-server",
+    "rest-server",
+    "rabbitmq-server",
+    "websocket-hub",
+    "websocket-client",
+]
 CLIENTS = ["grpc-client", "rest-client", "rabbitmq-client"]
 NOTIFICATION_PREFIX = "Se ingresó un registro mediante "
 # Empty host ports make Docker choose free ones: the tests never collide with a running suite.
-EPHEMERAL_PORTS = {name: "" for name in ("DATABASE_HOST_PORT", "RABBITMQ_HOST_PORT", "RABBITMQ_MANAGEMENT_HOST_PORT",
-                                          "GRPC_HOST_PORT", "REST_HOST_PORT", "HUB_HOST_PORT")}
+EPHEMERAL_PORTS = dict.fromkeys(
+    (
+        "DATABASE_HOST_PORT",
+        "RABBITMQ_HOST_PORT",
+        "RABBITMQ_MANAGEMENT_HOST_PORT",
+        "GRPC_HOST_PORT",
+        "REST_HOST_PORT",
+        "HUB_HOST_PORT",
+    ),
+    "",
+)
 
 
 class Stack:
     def __init__(self, project: str) -> None:
         self.project = project
         # Names and passwords of the test's own, so a developer's .env cannot change them.
-        self.env = {**os.environ, **EPHEMERAL_PORTS, "COMPOSE_PROJECT_NAME": project,
-                    "POSTGRES_DB": "suite", "POSTGRES_USER": "suite", "RABBITMQ_USER": "suite",
-                    "POSTGRES_PASSWORD": "", "RABBITMQ_PASSWORD": "", "LOG_LEVEL": "INFO"}
+        self.env = {
+            **os.environ,
+            **EPHEMERAL_PORTS,
+            "COMPOSE_PROJECT_NAME": project,
+            "POSTGRES_DB": "suite",
+            "POSTGRES_USER": "suite",
+            "RABBITMQ_USER": "suite",
+            "POSTGRES_PASSWORD": "",
+            "RABBITMQ_PASSWORD": "",
+            "LOG_LEVEL": "INFO",
+        }
         self._ports: dict[tuple[str, int], int] = {}
 
-    def compose(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["docker", "compose", "-p", self.project, *args], cwd=ROOT, env=self.env, input=input,
-            capture_output=True, text=True, timeout=timeout,
+            ["docker", "compose", "-p", self.project, *args],
+            cwd=ROOT,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
-            raise RuntimeError(f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
-                               f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     # -- lifecycle -------------------------------------------------------------
@@ -68,7 +101,9 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             rows = self._ps(all_containers=True)
-            codes = {r["Service"]: r.get("ExitCode", 0) for r in rows if r["Service"] in services and r["State"] == "exited"}
+            codes = {
+                r["Service"]: r.get("ExitCode", 0) for r in rows if r["Service"] in services and r["State"] == "exited"
+            }
             if len(codes) == len(services):
                 return codes
             time.sleep(1)
@@ -122,10 +157,10 @@ class Stack:
         return self.compose("exec", "-T", "database", "cat", f"/run/suite-secrets/{name}").stdout.strip()
 
     # -- clients and observations ---------------------------------------------
-    def run_client(self, service: str, *args: str, input: str | None = None,
-                   timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return self.compose("run", "--rm", "--no-deps", "-T", service, *args, check=False, input=input,
-                            timeout=timeout)
+    def run_client(
+        self, service: str, *args: str, input: str | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        return self.compose("run", "--rm", "--no-deps", "-T", service, *args, check=False, input=input, timeout=timeout)
 
     def client_log(self) -> str:
         """The websocket-client's output across its restarts, without terminal escapes."""
@@ -137,8 +172,14 @@ class Stack:
 
     @contextmanager
     def database(self) -> Iterator[psycopg2.extensions.connection]:
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port("database", 5432), dbname="suite", user="suite",
-                                password=self.secret("postgres_password"), connect_timeout=5)
+        conn = psycopg2.connect(
+            host="127.0.0.1",
+            port=self.port("database", 5432),
+            dbname="suite",
+            user="suite",
+            password=self.secret("postgres_password"),
+            connect_timeout=5,
+        )
         conn.autocommit = True
         try:
             yield conn
@@ -156,8 +197,10 @@ class Stack:
     @contextmanager
     def amqp_channel(self) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
         params = pika.ConnectionParameters(
-            host="127.0.0.1", port=self.port("rabbitmq", 5672),
-            credentials=pika.PlainCredentials("suite", self.secret("rabbitmq_password")))
+            host="127.0.0.1",
+            port=self.port("rabbitmq", 5672),
+            credentials=pika.PlainCredentials("suite", self.secret("rabbitmq_password")),
+        )
         connection = pika.BlockingConnection(params)
         try:
             channel = connection.channel()
@@ -178,8 +221,9 @@ def receive_frames(listener: ClientConnection, until_id: int, timeout: float = 6
     while not frames or int(frames[-1]["id"]) < until_id:  # type: ignore[call-overload]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"got {len(frames)} frames, last {frames[-1]['id'] if frames else None}, "
-                               f"waiting for {until_id}")
+            raise TimeoutError(
+                f"got {len(frames)} frames, last {frames[-1]['id'] if frames else None}, waiting for {until_id}"
+            )
         frames.append(json.loads(listener.recv(timeout=remaining)))
     return frames
 

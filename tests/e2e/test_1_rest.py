@@ -1,4 +1,5 @@
 """The REST path end to end: the client, the API, the hub and the websocket client."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,16 @@ TEXT = "Se ingresó un registro mediante {via} , con el mensaje {message}, total
 
 def test_up_sends_one_demo_message_per_protocol(stack: Stack) -> None:
     rows = sorted(stack.query("SELECT via, message FROM messages WHERE idempotency_key LIKE 'demo-%'"))
-    assert rows == [("GRPC", "Hola desde el cliente gRPC"), ("REST", "Hola desde el cliente REST"),
-                    ("RabbitMQ", "Hola desde el cliente RabbitMQ")]
+    assert rows == [
+        ("GRPC", "Hola desde el cliente gRPC"),
+        ("REST", "Hola desde el cliente REST"),
+        ("RabbitMQ", "Hola desde el cliente RabbitMQ"),
+    ]
     lines = stack.notification_lines()
     for via, message in rows:
-        assert any(line.startswith(f"Se ingresó un registro mediante {via} , con el mensaje {message}, ")
-                   for line in lines)
+        assert any(
+            line.startswith(f"Se ingresó un registro mediante {via} , con el mensaje {message}, ") for line in lines
+        )
 
 
 def test_rest_client_message_reaches_a_listener_and_the_log(healthy: Stack) -> None:
@@ -63,8 +68,12 @@ def test_300_concurrent_rest_messages_get_gap_free_ids_and_arrive_in_order(healt
     session = requests.Session()
 
     def post(i: int) -> int:
-        response = session.post(f"{healthy.rest_url}/messages", json={"message": f"concurrente {i}"},
-                                headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=30)
+        response = session.post(
+            f"{healthy.rest_url}/messages",
+            json={"message": f"concurrente {i}"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+            timeout=30,
+        )
         assert response.status_code == 201, response.text
         return int(response.json()["id"])
 
@@ -91,19 +100,20 @@ BAD_REQUESTS = [
     ("lone surrogate", b'{"message": "a\\ud800b"}', "application/json", {}, 422, "UTF-8"),
     ("10 MB body", json.dumps({"message": "x" * 10_000_000}).encode(), "application/json", {}, 413, "larger"),
     ("wrong content type", b'{"message": "x"}', "text/plain", {}, 415, "application/json"),
-    ("over-long key", b'{"message": "x"}', "application/json", {"Idempotency-Key": "k" * 201}, 422,
-     "idempotency key"),
+    ("over-long key", b'{"message": "x"}', "application/json", {"Idempotency-Key": "k" * 201}, 422, "idempotency key"),
 ]
 
 
-@pytest.mark.parametrize(("what", "body", "content_type", "headers", "status", "words"), BAD_REQUESTS,
-                         ids=[case[0] for case in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("what", "body", "content_type", "headers", "status", "words"), BAD_REQUESTS, ids=[case[0] for case in BAD_REQUESTS]
+)
 def test_bad_rest_input_is_refused_clearly_and_stores_nothing(
     healthy: Stack, what: str, body: bytes, content_type: str, headers: dict[str, str], status: int, words: str
 ) -> None:
     before = healthy.total()
-    response = requests.post(f"{healthy.rest_url}/messages", data=body,
-                             headers={"Content-Type": content_type, **headers}, timeout=30)
+    response = requests.post(
+        f"{healthy.rest_url}/messages", data=body, headers={"Content-Type": content_type, **headers}, timeout=30
+    )
     assert response.status_code == status, response.text[:300]
     reason = response.json()["detail"]
     assert isinstance(reason, str) and words in reason

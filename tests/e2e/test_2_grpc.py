@@ -1,4 +1,5 @@
 """The gRPC path: the service, its errors, health checking and reflection."""
+
 from __future__ import annotations
 
 import uuid
@@ -30,8 +31,9 @@ def test_grpc_stores_answers_the_record_and_notifies(healthy: Stack, channel: gr
         frame = receive_frames(listener, response.id)[-1]
     assert response.total == response.id and response.via == "GRPC" and not response.repeated
     assert response.created_at.seconds > 0
-    assert frame["text"] == (f"Se ingresó un registro mediante GRPC , con el mensaje {message}, "
-                             f"total de mensajes {response.id}")
+    assert frame["text"] == (
+        f"Se ingresó un registro mediante GRPC , con el mensaje {message}, total de mensajes {response.id}"
+    )
 
 
 def test_a_repeated_grpc_key_stores_once(healthy: Stack, channel: grpc.Channel) -> None:
@@ -41,13 +43,17 @@ def test_a_repeated_grpc_key_stores_once(healthy: Stack, channel: grpc.Channel) 
     assert healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)]
 
 
-@pytest.mark.parametrize(("message", "code", "words"), [
-    ("", grpc.StatusCode.INVALID_ARGUMENT, "empty"),
-    (" \t ", grpc.StatusCode.INVALID_ARGUMENT, "blank"),
-    ("x" * 4097, grpc.StatusCode.INVALID_ARGUMENT, "4096"),
-    ("a\x00b", grpc.StatusCode.INVALID_ARGUMENT, "NUL"),
-    ("x" * 18_000_000, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
-], ids=["empty", "blank", "too long", "NUL", "over the size limit"])
+@pytest.mark.parametrize(
+    ("message", "code", "words"),
+    [
+        ("", grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+        (" \t ", grpc.StatusCode.INVALID_ARGUMENT, "blank"),
+        ("x" * 4097, grpc.StatusCode.INVALID_ARGUMENT, "4096"),
+        ("a\x00b", grpc.StatusCode.INVALID_ARGUMENT, "NUL"),
+        ("x" * 18_000_000, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
+    ],
+    ids=["empty", "blank", "too long", "NUL", "over the size limit"],
+)
 def test_bad_grpc_input_is_refused_and_stores_nothing(
     healthy: Stack, channel: grpc.Channel, message: str, code: grpc.StatusCode, words: str
 ) -> None:
@@ -70,8 +76,7 @@ def test_health_service_reports_serving(channel: grpc.Channel) -> None:
 def test_reflection_lists_and_describes_the_services(channel: grpc.Channel) -> None:
     database = ProtoReflectionDescriptorDatabase(channel)
     services = set(database.get_services())
-    assert {"suite.v1.MessageService", "grpc.health.v1.Health",
-            "grpc.reflection.v1alpha.ServerReflection"} <= services
+    assert {"suite.v1.MessageService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= services
     descriptor = database.FindFileContainingSymbol("suite.v1.MessageService")
     assert descriptor.package == "suite.v1"
 

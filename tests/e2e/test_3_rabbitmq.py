@@ -1,4 +1,5 @@
 """The AMQP path: publisher confirms, the consumer, idempotency and the dead-letter queue."""
+
 from __future__ import annotations
 
 import uuid
@@ -13,8 +14,9 @@ DEAD_LETTER_QUEUE = "messages.dead-letter"
 
 def publish(stack: Stack, body: bytes, message_id: str | None) -> None:
     with stack.amqp_channel() as channel:
-        channel.basic_publish("messages", "messages", body,
-                              pika.BasicProperties(message_id=message_id, delivery_mode=2), mandatory=True)
+        channel.basic_publish(
+            "messages", "messages", body, pika.BasicProperties(message_id=message_id, delivery_mode=2), mandatory=True
+        )
 
 
 def drain_dead_letters(stack: Stack) -> list[tuple[bytes, dict[str, object]]]:
@@ -33,33 +35,44 @@ def test_rabbitmq_client_message_is_stored_and_announced(healthy: Stack) -> None
         result = healthy.run_client("rabbitmq-client", message)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("queued")
-        frame = wait_for(lambda: next((f for f in receive_frames(listener, 0, timeout=30)
-                                       if f["message"] == message), None), what="the AMQP notification")
+        frame = wait_for(
+            lambda: next((f for f in receive_frames(listener, 0, timeout=30) if f["message"] == message), None),
+            what="the AMQP notification",
+        )
     assert frame["via"] == "RabbitMQ"
-    assert frame["text"] == (f"Se ingresó un registro mediante RabbitMQ , con el mensaje {message}, "
-                             f"total de mensajes {frame['id']}")
+    assert frame["text"] == (
+        f"Se ingresó un registro mediante RabbitMQ , con el mensaje {message}, total de mensajes {frame['id']}"
+    )
 
 
 def test_a_redelivered_message_id_stores_once(healthy: Stack) -> None:
     key = f"amqp-{uuid.uuid4()}"
     for _ in range(3):
         publish(healthy, b"tres veces el mismo", key)
-    wait_for(lambda: healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)],
-             what="the message stored")
-    publish(healthy, "sentinela".encode(), f"amqp-{uuid.uuid4()}")  # queue order: after the repeats
-    wait_for(lambda: healthy.query("SELECT count(*) FROM messages WHERE message = 'sentinela'")[0][0] >= 1,
-             what="the sentinel stored")
+    wait_for(
+        lambda: healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)],
+        what="the message stored",
+    )
+    publish(healthy, b"sentinela", f"amqp-{uuid.uuid4()}")  # queue order: after the repeats
+    wait_for(
+        lambda: healthy.query("SELECT count(*) FROM messages WHERE message = 'sentinela'")[0][0] >= 1,
+        what="the sentinel stored",
+    )
     assert healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)]
 
 
-@pytest.mark.parametrize(("body", "message_id", "words"), [
-    (b"\xff\xfe invalid", "poison-utf8", "UTF-8"),
-    (b"", "poison-empty", "empty"),
-    (b"   ", "poison-blank", "blank"),
-    (b"x" * 4097, "poison-long", "4096"),
-    (b"a\x00b", "poison-nul", "NUL"),
-    (b"valid text", "k" * 201, "idempotency key"),
-], ids=["invalid UTF-8", "empty", "blank", "too long", "NUL", "bad message_id"])
+@pytest.mark.parametrize(
+    ("body", "message_id", "words"),
+    [
+        (b"\xff\xfe invalid", "poison-utf8", "UTF-8"),
+        (b"", "poison-empty", "empty"),
+        (b"   ", "poison-blank", "blank"),
+        (b"x" * 4097, "poison-long", "4096"),
+        (b"a\x00b", "poison-nul", "NUL"),
+        (b"valid text", "k" * 201, "idempotency key"),
+    ],
+    ids=["invalid UTF-8", "empty", "blank", "too long", "NUL", "bad message_id"],
+)
 def test_poison_messages_go_to_the_dead_letter_queue_with_their_reason(
     healthy: Stack, body: bytes, message_id: str, words: str
 ) -> None:
@@ -73,8 +86,10 @@ def test_poison_messages_go_to_the_dead_letter_queue_with_their_reason(
     # the queue is not blocked: a good message right behind it is stored
     key = f"amqp-{uuid.uuid4()}"
     publish(healthy, "después del veneno".encode(), key)
-    wait_for(lambda: healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)],
-             what="the good message stored")
+    wait_for(
+        lambda: healthy.query("SELECT count(*) FROM messages WHERE idempotency_key = %s", (key,)) == [(1,)],
+        what="the good message stored",
+    )
     assert healthy.total() == before + 1
 
 

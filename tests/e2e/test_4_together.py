@@ -1,4 +1,5 @@
 """All three protocols at once: one gap-free sequence, one ordered stream."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,13 +27,33 @@ ODD_MESSAGES = [
 def test_three_clients_at_once_yield_one_gap_free_ordered_stream(healthy: Stack) -> None:
     before = healthy.total()
     with healthy.listen(after=before) as listener:
-        runs = [subprocess.Popen(
-            ["docker", "compose", "-p", healthy.project, "run", "--rm", "--no-deps", "-T", client,
-             "--count", "200", "--concurrency", "8"],
-            cwd=ROOT, env=healthy.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for client in CLIENTS]
+        runs = [
+            subprocess.Popen(
+                [
+                    "docker",
+                    "compose",
+                    "-p",
+                    healthy.project,
+                    "run",
+                    "--rm",
+                    "--no-deps",
+                    "-T",
+                    client,
+                    "--count",
+                    "200",
+                    "--concurrency",
+                    "8",
+                ],
+                cwd=ROOT,
+                env=healthy.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for client in CLIENTS
+        ]
         outputs = [run.communicate(timeout=600) for run in runs]
-        for client, run, (out, err) in zip(CLIENTS, runs, outputs):
+        for client, run, (out, err) in zip(CLIENTS, runs, outputs, strict=True):
             assert run.returncode == 0, f"{client}: {err[-2000:]}"
             assert len(out.splitlines()) == 200
         wait_for(lambda: healthy.total() >= before + 600, timeout=120, what="600 messages stored")
@@ -49,8 +70,12 @@ def test_unicode_and_odd_text_round_trip_byte_for_byte_on_every_protocol(healthy
     before = healthy.total()
     with healthy.listen(after=before) as listener:
         for message in ODD_MESSAGES:
-            response = requests.post(f"{healthy.rest_url}/messages", json={"message": message},
-                                     headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=10)
+            response = requests.post(
+                f"{healthy.rest_url}/messages",
+                json={"message": message},
+                headers={"Idempotency-Key": str(uuid.uuid4())},
+                timeout=10,
+            )
             assert response.status_code == 201 and response.json()["message"] == message
         for client in ("grpc-client", "rabbitmq-client"):
             result = healthy.run_client(client, *ODD_MESSAGES)
@@ -59,8 +84,10 @@ def test_unicode_and_odd_text_round_trip_byte_for_byte_on_every_protocol(healthy
     by_via: dict[str, list[str]] = {}
     for frame in frames:
         by_via.setdefault(str(frame["via"]), []).append(str(frame["message"]))
-        assert frame["text"] == (f"Se ingresó un registro mediante {frame['via']} , con el mensaje "
-                                 f"{frame['message']}, total de mensajes {frame['id']}")
+        assert frame["text"] == (
+            f"Se ingresó un registro mediante {frame['via']} , con el mensaje "
+            f"{frame['message']}, total de mensajes {frame['id']}"
+        )
     assert by_via == {"REST": ODD_MESSAGES, "GRPC": ODD_MESSAGES, "RabbitMQ": ODD_MESSAGES}
     stored = [row[0] for row in healthy.query("SELECT message FROM messages WHERE id > %s ORDER BY id", (before,))]
     assert sorted(s.encode() for s in stored) == sorted(m.encode() for m in ODD_MESSAGES * 3)

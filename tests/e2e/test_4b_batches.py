@@ -1,4 +1,5 @@
 """Batch paths: one transaction, yet each message its own total and notification, in order."""
+
 from __future__ import annotations
 
 import uuid
@@ -34,8 +35,9 @@ def test_a_batch_with_one_bad_message_stores_nothing(healthy: Stack) -> None:
     assert response.status_code == 422 and "message 1 of the batch" in response.json()["detail"]
     with grpc.insecure_channel(healthy.grpc_target) as channel:
         stub = messages_pb2_grpc.MessageServiceStub(channel)
-        request = messages_pb2.SendMessageBatchRequest(messages=[
-            messages_pb2.SendMessageRequest(message="bien"), messages_pb2.SendMessageRequest(message="a\x00")])
+        request = messages_pb2.SendMessageBatchRequest(
+            messages=[messages_pb2.SendMessageRequest(message="bien"), messages_pb2.SendMessageRequest(message="a\x00")]
+        )
         with pytest.raises(grpc.RpcError) as error:
             stub.SendMessageBatch(request, timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "message 1 of the batch" in error.value.details()
@@ -46,9 +48,12 @@ def test_grpc_batch_answers_one_record_per_message(healthy: Stack) -> None:
     before = healthy.total()
     with grpc.insecure_channel(healthy.grpc_target) as channel:
         stub = messages_pb2_grpc.MessageServiceStub(channel)
-        request = messages_pb2.SendMessageBatchRequest(messages=[
-            messages_pb2.SendMessageRequest(message=f"lote gRPC {i}", idempotency_key=str(uuid.uuid4()))
-            for i in range(20)])
+        request = messages_pb2.SendMessageBatchRequest(
+            messages=[
+                messages_pb2.SendMessageRequest(message=f"lote gRPC {i}", idempotency_key=str(uuid.uuid4()))
+                for i in range(20)
+            ]
+        )
         response = stub.SendMessageBatch(request, timeout=10)
     assert [m.id for m in response.messages] == list(range(before + 1, before + 21))
     assert all(m.via == "GRPC" and not m.repeated for m in response.messages)

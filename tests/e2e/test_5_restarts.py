@@ -1,4 +1,5 @@
 """Restarts: the websocket client resumes without repeating, data survives down/up."""
+
 from __future__ import annotations
 
 import uuid
@@ -10,8 +11,12 @@ from .stack import Stack
 
 
 def post(stack: Stack, message: str) -> int:
-    response = requests.post(f"{stack.rest_url}/messages", json={"message": message},
-                             headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=30)
+    response = requests.post(
+        f"{stack.rest_url}/messages",
+        json={"message": message},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        timeout=30,
+    )
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 

@@ -5,6 +5,7 @@ their retries on; afterwards every confirmed message is in the table exactly
 once (by idempotency key), ids are 1..N with no gap, and a resuming listener
 and the websocket-client log hold every notification once, in id order.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,16 +40,24 @@ FAULTS: dict[str, Callable[[Stack], None]] = {
 
 def assert_confirmed_stored_once(stack: Stack, outcomes: list[Outcome]) -> None:
     keys = [key for outcome in outcomes for key in outcome.stored]
-    wait_for(lambda: stack.query("SELECT count(*) FROM messages WHERE idempotency_key = ANY(%s)", (keys,))[0][0]
-             == len(keys), timeout=120, what=f"{len(keys)} confirmed messages stored")
+    wait_for(
+        lambda: (
+            stack.query("SELECT count(*) FROM messages WHERE idempotency_key = ANY(%s)", (keys,))[0][0] == len(keys)
+        ),
+        timeout=120,
+        what=f"{len(keys)} confirmed messages stored",
+    )
     rows = dict(stack.query("SELECT idempotency_key, id FROM messages WHERE idempotency_key = ANY(%s)", (keys,)))
     for outcome in outcomes:
         for key, reported_id in outcome.stored.items():
             assert key in rows, f"{outcome.client}: confirmed {key} is not stored"
             if reported_id is not None:
-                assert rows[key] == reported_id, f"{outcome.client}: {key} reported id {reported_id}, stored {rows[key]}"
-    doubled = stack.query("SELECT message, count(*) FROM messages WHERE message LIKE 'carga %%' "
-                          "GROUP BY message HAVING count(*) > 1")
+                assert rows[key] == reported_id, (
+                    f"{outcome.client}: {key} reported id {reported_id}, stored {rows[key]}"
+                )
+    doubled = stack.query(
+        "SELECT message, count(*) FROM messages WHERE message LIKE 'carga %%' GROUP BY message HAVING count(*) > 1"
+    )
     assert doubled == [], f"stored twice: {doubled[:5]}"
 
 

@@ -1,4 +1,5 @@
 """The hub under load and abuse: many listeners, a stalled one, bad requests."""
+
 from __future__ import annotations
 
 import json
@@ -33,18 +34,38 @@ class StalledListener:
 
     def __init__(self, stack: Stack, after: int) -> None:
         self._process = subprocess.Popen(
-            ["docker", "compose", "-p", stack.project, "run", "--rm", "--no-deps", "-T",
-             "-v", f"{ROOT / 'tests/e2e/tools'}:/tools:ro", "--entrypoint", "python", "websocket-client",
-             "/tools/stalled_listener.py", "ws://websocket-hub:8765/notifications", str(after)],
-            cwd=ROOT, env=stack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            [
+                "docker",
+                "compose",
+                "-p",
+                stack.project,
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "-v",
+                f"{ROOT / 'tests/e2e/tools'}:/tools:ro",
+                "--entrypoint",
+                "python",
+                "websocket-client",
+                "/tools/stalled_listener.py",
+                "ws://websocket-hub:8765/notifications",
+                str(after),
+            ],
+            cwd=ROOT,
+            env=stack.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self._process.stdout is not None
         first = self._process.stdout.readline()
         assert first.strip() == "connected", first + self._process.stderr.read()  # type: ignore[union-attr]
 
     def drain(self) -> tuple[list[int], str | None]:
         """Reads what it still gets; returns the ids and how the connection ended."""
-        out, err = self._process.communicate("go\n", timeout=120)
+        out, _ = self._process.communicate("go\n", timeout=120)
         result = json.loads(out.strip().splitlines()[-1])
         return result["ids"], result["closed"]
 
@@ -79,8 +100,11 @@ def test_fifty_listeners_get_everything_in_order_and_a_stalled_one_is_cut_off(he
 
     # The stalled listener was disconnected; what it had buffered is in order,
     # and reconnecting with after=<its last id> delivers the rest exactly once.
-    wait_for(lambda: "too slow" in healthy.compose("logs", "websocket-hub").stdout, timeout=60,
-             what="the hub disconnecting the stalled listener")
+    wait_for(
+        lambda: "too slow" in healthy.compose("logs", "websocket-hub").stdout,
+        timeout=60,
+        what="the hub disconnecting the stalled listener",
+    )
     got, closed = stalled.drain()
     assert closed is not None, "the stalled listener was never disconnected"
     assert got == expected[: len(got)] and len(got) < len(expected)
@@ -117,12 +141,19 @@ def test_many_listeners_connecting_and_leaving_at_once_leave_the_hub_healthy(hea
     healthy_total = healthy.total()
     with ThreadPoolExecutor(max_workers=50) as pool:
         list(pool.map(come_and_go, range(200)))
-    wait_for(lambda: int(hub_health(healthy)["listeners"]) == baseline, timeout=30,  # type: ignore[call-overload]
-             what="the hub forgetting the listeners that left")
+    wait_for(
+        lambda: int(hub_health(healthy)["listeners"]) == baseline,
+        timeout=30,  # type: ignore[call-overload]
+        what="the hub forgetting the listeners that left",
+    )
     assert hub_health(healthy)["status"] == "ok"
     with healthy.listen(after=healthy.total()) as websocket:
-        response = requests.post(f"{healthy.rest_url}/messages", json={"message": "sigue vivo"},
-                                 headers={"Content-Type": "application/json"}, timeout=10)
+        response = requests.post(
+            f"{healthy.rest_url}/messages",
+            json={"message": "sigue vivo"},
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         frame = receive_frames(websocket, int(response.json()["id"]))[-1]
     assert frame["message"] == "sigue vivo"
 

@@ -1,4 +1,5 @@
 """Security basics: ports, users, credentials, text shown as text."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,13 @@ import requests
 
 from .stack import LONG_RUNNING, ROOT, Stack
 
-PUBLISHED = {"database": {5432}, "rabbitmq": {5672, 15672}, "grpc-server": {50051}, "rest-server": {8000},
-             "websocket-hub": {8765}}
+PUBLISHED = {
+    "database": {5432},
+    "rabbitmq": {5672, 15672},
+    "grpc-server": {50051},
+    "rest-server": {8000},
+    "websocket-hub": {8765},
+}
 PYTHON_SERVICES = ["grpc-server", "rest-server", "rabbitmq-server", "websocket-hub", "websocket-client"]
 
 

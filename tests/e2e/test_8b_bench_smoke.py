@@ -1,4 +1,5 @@
 """The benchmark cannot rot: it runs with tiny sizes against the test stack."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,12 @@ def test_benchmark_runs_and_writes_its_report_and_plot(healthy: Stack, tmp_path:
     env = {**healthy.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "build" / "generated")])}
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--size", "tiny", "--project", healthy.project, "--results", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| ceiling (PostgreSQL direct) | 2 | 1 |" in result.stdout
     for protocol in ("REST", "GRPC", "RabbitMQ"):

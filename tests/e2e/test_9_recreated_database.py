@@ -1,5 +1,6 @@
 """Run last: they replace containers and the database, so the websocket-client
 log no longer starts at id 1 afterwards."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,8 +28,10 @@ def test_messages_survive_down_and_up_and_the_total_continues(stack: Stack) -> N
 def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_start(healthy: Stack) -> None:
     last_old = post(healthy, "último del flujo viejo")
     old_epoch = healthy.query("SELECT epoch::text FROM stream")[0][0]
-    wait_for(lambda: any(line.endswith(f"total de mensajes {last_old}") for line in healthy.notification_lines()),
-             what="the old stream's last line")
+    wait_for(
+        lambda: any(line.endswith(f"total de mensajes {last_old}") for line in healthy.notification_lines()),
+        what="the old stream's last line",
+    )
     lines_before = len(healthy.notification_lines())
     with ResumingListener(healthy, after=last_old, epoch=old_epoch) as listener:
         healthy.compose("stop", "database")
@@ -42,11 +45,16 @@ def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_
         for i in range(5):
             result = healthy.run_client("rest-client", f"flujo nuevo {i}")
             assert result.returncode == 0, result.stderr
-        wait_for(lambda: len(healthy.notification_lines()) >= lines_before + 5, timeout=60,
-                 what="the new stream in the websocket-client log")
+        wait_for(
+            lambda: len(healthy.notification_lines()) >= lines_before + 5,
+            timeout=60,
+            what="the new stream in the websocket-client log",
+        )
         new_lines = healthy.notification_lines()[lines_before:]
-        assert new_lines == [f"Se ingresó un registro mediante REST , con el mensaje flujo nuevo {i}, "
-                             f"total de mensajes {i + 1}" for i in range(5)]
+        assert new_lines == [
+            f"Se ingresó un registro mediante REST , con el mensaje flujo nuevo {i}, total de mensajes {i + 1}"
+            for i in range(5)
+        ]
         assert "new stream" in healthy.client_log()
         wait_for(lambda: len(listener.frames) >= 5, what="the new stream at the resuming listener")
     assert [(f["epoch"], f["id"]) for f in listener.frames] == [(new_epoch, i) for i in range(1, 6)]

@@ -51,8 +51,15 @@ def test_demo_yields_to_piped_lines() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["--count", "0"], ["--count", "x"], ["--count", "3", "hola"], ["--concurrency", "-1", "a"],
-     ["--idempotency-key", "k", "a", "b"], ["--idempotency-key", "k", "--count", "2"]],
+    [
+        [],
+        ["--count", "0"],
+        ["--count", "x"],
+        ["--count", "3", "hola"],
+        ["--concurrency", "-1", "a"],
+        ["--idempotency-key", "k", "a", "b"],
+        ["--idempotency-key", "k", "--count", "2"],
+    ],
 )
 def test_bad_command_lines_exit_with_usage_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -81,7 +88,7 @@ class FlakySender:
 
     def send_batch(self, texts: list[str], keys: list[str]) -> list[Receipt]:
         self.batches.append(len(texts))
-        return [self.send(text, key) for text, key in zip(texts, keys)]
+        return [self.send(text, key) for text, key in zip(texts, keys, strict=True)]
 
     def close(self) -> None:
         pass
@@ -118,8 +125,12 @@ def test_run_prints_one_line_per_message_and_fails_when_one_is_rejected() -> Non
 def test_run_exits_zero_when_everything_was_stored() -> None:
     sender = FlakySender(failures=0)
     out = io.StringIO()
-    assert cli.run("t", lambda: lambda: sender, ["--count", "20", "--concurrency", "4"], Stdin(tty=True),
-                   out, io.StringIO()) == cli.EXIT_OK
+    assert (
+        cli.run(
+            "t", lambda: lambda: sender, ["--count", "20", "--concurrency", "4"], Stdin(tty=True), out, io.StringIO()
+        )
+        == cli.EXIT_OK
+    )
     assert len(out.getvalue().splitlines()) == 20
 
 
@@ -132,7 +143,9 @@ def test_receipt_lines() -> None:
 def test_rate_paces_the_load() -> None:
     sender = FlakySender(failures=0)
     started = time.monotonic()
-    cli.run("t", lambda: lambda: sender, ["--count", "6", "--rate", "20"], Stdin(tty=True), io.StringIO(), io.StringIO())
+    cli.run(
+        "t", lambda: lambda: sender, ["--count", "6", "--rate", "20"], Stdin(tty=True), io.StringIO(), io.StringIO()
+    )
     # 6 messages at 20/s: the last may start only 0.25 s after the first.
     assert time.monotonic() - started >= 0.25
 

@@ -1,3 +1,4 @@
+import logging
 import os
 import stat
 from pathlib import Path
@@ -71,8 +72,6 @@ def test_heartbeat_probe_tells_fresh_from_stale(tmp_path: Path) -> None:
 def test_a_service_without_its_settings_exits_2_naming_the_missing_one(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import logging
-
     monkeypatch.delenv("POSTGRES_HOST", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         settings.load_or_exit(logging.getLogger("test"), settings.DatabaseSettings.from_env)

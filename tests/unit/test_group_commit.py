@@ -1,6 +1,6 @@
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,7 @@ class FakeStore:
         records = []
         for text in texts:
             self.total += 1
-            records.append(StoredMessage(self.total, Via.REST, text, datetime.now(timezone.utc)))
+            records.append(StoredMessage(self.total, Via.REST, text, datetime.now(UTC)))
         return records
 
 
@@ -66,7 +66,17 @@ def test_a_group_never_exceeds_the_limit_and_keeps_arrival_order() -> None:
     for thread in [blocker, *threads]:
         thread.join()
     assert all(len(t) <= 5 for t in store.transactions)
-    assert [t for group in store.transactions for t in group] == ["first", "0a", "0b", "1a", "1b", "2a", "2b", "3a", "3b"]
+    assert [t for group in store.transactions for t in group] == [
+        "first",
+        "0a",
+        "0b",
+        "1a",
+        "1b",
+        "2a",
+        "2b",
+        "3a",
+        "3b",
+    ]
 
 
 def test_a_failed_group_fails_every_request_in_it_and_the_writer_goes_on() -> None:

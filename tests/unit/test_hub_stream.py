@@ -1,6 +1,6 @@
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,6 +17,7 @@ def frames(first: int, last: int) -> list[Frame]:
 def make_stream(capacity: int = 10) -> Stream:
     async def build() -> Stream:
         return Stream(capacity)
+
     return asyncio.run(build())
 
 
@@ -66,37 +67,59 @@ def test_publishing_wakes_whoever_waits() -> None:
         changed = stream.changed
         stream.publish("e", frames(1, 1))
         return changed.is_set() and not stream.changed.is_set()
+
     assert asyncio.run(scenario())
 
 
-@pytest.mark.parametrize(("target", "after", "epoch"), [
-    ("/notifications", 0, None),
-    ("/notifications?after=12", 12, None),
-    ("/notifications?after=3&epoch=83f3c040-9a0f-46db-bc14-8f284cb258b2", 3, "83f3c040-9a0f-46db-bc14-8f284cb258b2"),
-])
+@pytest.mark.parametrize(
+    ("target", "after", "epoch"),
+    [
+        ("/notifications", 0, None),
+        ("/notifications?after=12", 12, None),
+        (
+            "/notifications?after=3&epoch=83f3c040-9a0f-46db-bc14-8f284cb258b2",
+            3,
+            "83f3c040-9a0f-46db-bc14-8f284cb258b2",
+        ),
+    ],
+)
 def test_subscription_is_read_from_the_query(target: str, after: int, epoch: str | None) -> None:
     subscription = parse_subscription(target)
     assert (subscription.after, subscription.epoch) == (after, epoch)
 
 
-@pytest.mark.parametrize("target", ["/notifications?after=-1", "/notifications?after=abc", "/notifications?after=",
-                                    "/notifications?after=1&after=2", "/notifications?epoch=<x>",
-                                    "/notifications?since=4", "/notifications?after=" + "9" * 30])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/notifications?after=-1",
+        "/notifications?after=abc",
+        "/notifications?after=",
+        "/notifications?after=1&after=2",
+        "/notifications?epoch=<x>",
+        "/notifications?since=4",
+        "/notifications?after=" + "9" * 30,
+    ],
+)
 def test_bad_subscriptions_are_refused(target: str) -> None:
     with pytest.raises(BadRequest):
         parse_subscription(target)
 
 
 def test_frame_carries_the_contract_fields_and_text() -> None:
-    record = StoredMessage(id=12, via=Via.REST, message="hola \"ñ\"",
-                           created_at=datetime(2026, 11, 28, 2, 30, tzinfo=timezone.utc))
+    record = StoredMessage(
+        id=12, via=Via.REST, message='hola "ñ"', created_at=datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+    )
     frame = encode_frame("epoch-1", record)
     data = json.loads(frame.data)
     assert frame.id == 12
     assert data == {
-        "epoch": "epoch-1", "id": 12, "total": 12, "via": "REST", "message": "hola \"ñ\"",
+        "epoch": "epoch-1",
+        "id": 12,
+        "total": 12,
+        "via": "REST",
+        "message": 'hola "ñ"',
         "created_at": "2026-11-28T02:30:00+00:00",
-        "text": "Se ingresó un registro mediante REST , con el mensaje hola \"ñ\", total de mensajes 12",
+        "text": 'Se ingresó un registro mediante REST , con el mensaje hola "ñ", total de mensajes 12',
     }
     assert "ñ" in frame.data  # sent as UTF-8, not \u escapes
 

@@ -13,6 +13,6 @@ def test_each_protocol_is_spelled_as_the_contract_says() -> None:
 
 
 def test_message_is_inserted_verbatim_even_with_braces_and_commas() -> None:
-    message = "{total}, {via} , 100% \"quoted\" <b>x</b>"
+    message = '{total}, {via} , 100% "quoted" <b>x</b>'
     text = notification_text(Via.GRPC, message, 7)
     assert text == f"Se ingresó un registro mediante GRPC , con el mensaje {message}, total de mensajes 7"

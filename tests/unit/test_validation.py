@@ -1,11 +1,29 @@
 import pytest
 
-from msgsuite.messages import (MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, decode_text, validate_batch,
-                               validate_key, validate_text)
+from msgsuite.messages import (
+    MAX_BATCH,
+    MAX_MESSAGE_CHARS,
+    InvalidMessage,
+    decode_text,
+    validate_batch,
+    validate_key,
+    validate_text,
+)
 
 
-@pytest.mark.parametrize("text", ["a", "hola", " leading and trailing ", "ñandú 🎉", "x" * MAX_MESSAGE_CHARS,
-                                  "'; DROP TABLE messages; --", "<script>alert(1)</script>", "line\nbreak"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a",
+        "hola",
+        " leading and trailing ",
+        "ñandú 🎉",
+        "x" * MAX_MESSAGE_CHARS,
+        "'; DROP TABLE messages; --",
+        "<script>alert(1)</script>",
+        "line\nbreak",
+    ],
+)
 def test_valid_text_is_returned_unchanged(text: str) -> None:
     assert validate_text(text) is text
 

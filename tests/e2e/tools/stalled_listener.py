@@ -1,5 +1,6 @@
 """Run inside the compose network (no docker-proxy buffering in between): a listener
 that reads nothing until a line arrives on stdin, then prints the ids it still gets."""
+
 import json
 import socket
 import sys
