@@ -19,8 +19,11 @@ echo "== unit tests"
 project="msgsuite-test-$(date +%s)-$$"
 export E2E_PROJECT="$project"
 teardown() {
-  echo "== tearing down compose project $project"
-  docker compose -p "$project" down -v --remove-orphans >/dev/null 2>&1 || true
+  # The shared stack and any stack of a test's own ($project-own-…) that a killed run left behind.
+  for name in $(docker compose ls --all --quiet | grep -E "^$project(-own-.*)?$" || true) "$project"; do
+    echo "== tearing down compose project $name"
+    docker compose -p "$name" down -v --remove-orphans >/dev/null 2>&1 || true
+  done
 }
 trap teardown EXIT
 echo "== end-to-end tests (compose project $project)"

@@ -1,4 +1,11 @@
-"""The end-to-end tests share one stack, started once under its own project name."""
+"""The end-to-end stacks, each under a compose project of the tests' own.
+
+`stack` is shared by every test that leaves it as it found it. A test that
+breaks something others rely on (recreates the database, upgrades the
+schema, restores a backup, adds a constraint) takes `own_stack`: a stack of
+its own, started for it and removed after it, so the suite passes in any
+order and each file passes alone.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +17,42 @@ import pytest
 
 from .stack import CLIENTS, LONG_RUNNING, Stack
 
+BASE_PROJECT = os.environ.get("E2E_PROJECT") or f"msgsuite-e2e-{uuid.uuid4().hex[:8]}"
+KEEP_STACK = bool(os.environ.get("E2E_KEEP_STACK"))
+
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    project = os.environ.get("E2E_PROJECT") or f"msgsuite-e2e-{uuid.uuid4().hex[:8]}"
-    stack = Stack(project)
-    owns_stack = not os.environ.get("E2E_KEEP_STACK")
-    stack.compose("build", timeout=1800)
+def images() -> None:
+    """Every image built once; all stacks of the run share them (one image tag)."""
+    Stack(BASE_PROJECT).compose("build", timeout=1800)
+
+
+def start(stack: Stack) -> None:
+    stack.up()  # everything, so the demo clients run as on `docker compose up`
+    codes = stack.wait_exited(CLIENTS)
+    assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
+
+
+@pytest.fixture(scope="session")
+def stack(images: None) -> Iterator[Stack]:
+    shared = Stack(BASE_PROJECT)
     try:
-        stack.up()  # everything, so the demo clients run as on `docker compose up`
-        codes = stack.wait_exited(CLIENTS)
-        assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
-        yield stack
+        start(shared)
+        yield shared
     finally:
-        if owns_stack:
-            stack.down(volumes=True)
+        if not KEEP_STACK:
+            shared.down(volumes=True)
+
+
+@pytest.fixture
+def own_stack(images: None) -> Iterator[Stack]:
+    """A whole stack for this test alone, removed (down -v) after it even when it fails."""
+    own = Stack(f"{BASE_PROJECT}-own-{uuid.uuid4().hex[:6]}")
+    try:
+        start(own)
+        yield own
+    finally:
+        own.down(volumes=True)
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ class Stack:
             "POSTGRES_PASSWORD": "",
             "RABBITMQ_PASSWORD": "",
             "LOG_LEVEL": "INFO",
+            # Images of the tests' own tag, shared by every stack the tests start.
+            "MSGSUITE_VERSION": os.environ.get("E2E_IMAGE_TAG", "e2e"),
         }
         self._ports: dict[tuple[str, int], int] = {}
 

@@ -1,5 +1,4 @@
-"""Run last: they replace containers and the database, so the websocket-client
-log no longer starts at id 1 afterwards."""
+"""They replace containers and the database: each runs on a stack of its own."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ from .stack import LONG_RUNNING, Stack, wait_for
 from .test_5_restarts import post
 
 
-def test_messages_survive_down_and_up_and_the_total_continues(stack: Stack) -> None:
+def test_messages_survive_down_and_up_and_the_total_continues(own_stack: Stack) -> None:
+    stack = own_stack
     last = post(stack, "antes de down")
     epoch = stack.query("SELECT epoch::text FROM stream")[0][0]
     assert_log_complete(stack)
@@ -25,7 +25,8 @@ def test_messages_survive_down_and_up_and_the_total_continues(stack: Stack) -> N
     assert_log_complete(stack, earlier=logged_before)
 
 
-def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_start(healthy: Stack) -> None:
+def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_start(own_stack: Stack) -> None:
+    healthy = own_stack
     last_old = post(healthy, "último del flujo viejo")
     old_epoch = healthy.query("SELECT epoch::text FROM stream")[0][0]
     wait_for(
