@@ -12,9 +12,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
-from msgsuite import logs, shutdown
-from msgsuite.database import ConnectionPool, DatabaseUnavailable
+from msgsuite import crash, logs, shutdown
+from msgsuite.database import ConnectionPool, DatabaseError
+from msgsuite.messages import Via
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.store import MessageStore
 
 from .service import MessageService
 
@@ -26,7 +28,10 @@ GRACE_SECONDS = 10
 
 
 def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stopping: threading.Event) -> None:
-    """Reports SERVING while the database answers, NOT_SERVING while it does not."""
+    """Reports SERVING while the database answers, NOT_SERVING while it does not.
+
+    Any other error ends the process (see crash.py): a frozen status would lie.
+    """
     log = logging.getLogger("grpc-server")
     serving: bool | None = None
     while not stopping.is_set():
@@ -34,7 +39,7 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
             with pool.connection() as conn, conn.cursor() as cursor:
                 cursor.execute("SELECT 1")
             now_serving = True
-        except DatabaseUnavailable as error:
+        except DatabaseError as error:
             now_serving = False
             if serving is not False:
                 log.warning("database unreachable, reporting NOT_SERVING: %s", error)
@@ -55,12 +60,13 @@ def main() -> int:
     settings, port, workers = load_or_exit(
         log, lambda: (DatabaseSettings.from_env(), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16))
     )
+    crash.exit_on_thread_errors()
     pool = ConnectionPool(settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(pool), server)
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(MessageStore(pool, Via.GRPC)), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):

@@ -255,7 +255,7 @@ def run(
         except (Rejected, Unreachable) as error:
             kind = "rejected" if isinstance(error, Rejected) else "not delivered"
             which = (
-                f"message {first_number}"
+                f"message {first_number} (key={keys[0]})"
                 if len(texts) == 1
                 else f"batch of messages {first_number}-{first_number + len(texts) - 1}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from .messages import StoredMessage, Via, validate_batch
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
 
+log = logging.getLogger("msgsuite.store")
+
 
 def store_messages(
     pool: ConnectionPool, via: Via, texts: Sequence[str], keys: Sequence[str | None]
@@ -23,9 +26,10 @@ def store_messages(
     autocommit): PostgreSQL commits it before answering, so the hot counter
     row is locked only while the server itself works, never while this
     process waits for the GIL or the network. A text whose key was stored
-    before comes back as the original record with repeated=True. Raises
-    DatabaseUnavailable when the database cannot be reached; then the outcome
-    is unknown, and the idempotency key makes a retry safe.
+    before comes back as the original record with repeated=True. Raises a
+    DatabaseError (see database.py): on DatabaseUnavailable the outcome is
+    unknown, and the idempotency key makes a retry safe; MessageRefused
+    means nothing of this call was stored.
     """
     if len(texts) != len(keys):
         raise ValueError("one key (or None) is needed per text")
@@ -36,7 +40,13 @@ def store_messages(
             (via.value, list(texts), list(keys)),
         )
         rows = cursor.fetchall()
-    return [_record(row[:5], repeated=row[5]) for row in rows]
+    records = [_record(row[:5], repeated=row[5]) for row in rows]
+    if log.isEnabledFor(logging.DEBUG):
+        for record in records:
+            log.debug(
+                "stored id=%d via=%s key=%s repeated=%s", record.id, via.value, record.idempotency_key, record.repeated
+            )
+    return records
 
 
 class MessageStore:
@@ -46,7 +56,7 @@ class MessageStore:
         self._committer = GroupCommitter(lambda texts, keys: store_messages(pool, via, texts, keys))
 
     def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
-        """One request's messages, all or none; raises InvalidMessage or DatabaseUnavailable."""
+        """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
         return self._committer.store(validate_batch(list(texts), list(keys)), keys)
 
 

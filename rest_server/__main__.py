@@ -6,9 +6,11 @@ import sys
 
 import uvicorn
 
-from msgsuite import logs
+from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
+from msgsuite.messages import Via
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.store import MessageStore
 
 from .app import create_app
 
@@ -16,11 +18,12 @@ from .app import create_app
 def main() -> int:
     log = logs.configure("rest-server")
     settings, port = load_or_exit(log, lambda: (DatabaseSettings.from_env(), integer("REST_PORT", 8000)))
+    crash.exit_on_thread_errors()
     pool = ConnectionPool(settings)
     log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.
     uvicorn.run(
-        create_app(pool),
+        create_app(MessageStore(pool, Via.REST), pool),
         host="0.0.0.0",
         port=port,
         access_log=False,

@@ -9,7 +9,7 @@ import threading
 
 from websockets.asyncio.server import serve
 
-from msgsuite import logs
+from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 
@@ -37,6 +37,10 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
         write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes
+        # A listener that answers no ping within 20 s of it is cut off (the
+        # websockets defaults, stated): a vanished peer frees its slot in under 40 s.
+        ping_interval=20,
+        ping_timeout=20,
     ):
         log.info("listening on port %d", port)
         await stop.wait()
@@ -56,6 +60,7 @@ def main() -> int:
             float(integer("HUB_SLOW_LISTENER_SECONDS", 10)),
         ),
     )
+    crash.exit_on_thread_errors()
     asyncio.run(run(settings, port, memory, send_timeout))
     return 0
 

@@ -3,6 +3,10 @@
 NOTIFY alone is at-most-once; the table is the log. The doorbell only says
 "look now", and a 5-second timeout looks anyway, so a lost notification
 delays a frame by at most that long and never loses it.
+
+A database error makes it reconnect; any other error ends the process (see
+msgsuite/crash.py), here or in the stream it hands frames to, since a hub
+whose follower died would relay nothing ever again.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import asyncio
 import logging
 import select
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 
+from msgsuite import crash
 from msgsuite.backoff import Backoff
 from msgsuite.settings import DatabaseSettings
 from msgsuite.store import messages_after, stream_state
@@ -59,6 +66,10 @@ class Follower:
                 if conn is not None and not conn.closed:
                     conn.close()
 
+    def _hand(self, method: Callable[..., None], *args: Any) -> None:
+        """Runs a Stream method on the event loop, the only place that touches the Stream."""
+        self._loop.call_soon_threadsafe(crash.or_exit(f"Stream.{method.__name__}", method), *args)
+
     def _follow(self, conn: psycopg2.extensions.connection) -> None:
         with conn.cursor() as cursor:
             cursor.execute("LISTEN messages")
@@ -70,22 +81,22 @@ class Follower:
             # the table. Starting there keeps a restart as fast at 10 million
             # rows as at 10.
             self._epoch, self._last = epoch, max(0, total - self._stream.capacity)
-        self._loop.call_soon_threadsafe(self._stream.set_epoch, epoch, self._last)
+        self._hand(self._stream.set_epoch, epoch, self._last)
         log.info("following the messages table: epoch %s, %d stored, relayed up to %d", epoch, total, self._last)
         while not self.stopping.is_set():
             records = messages_after(conn, self._last, PAGE)
-            self._loop.call_soon_threadsafe(self._stream.mark_database_ok)
+            self._hand(self._stream.mark_database_ok)
             if len(records) == PAGE:
                 _, total = stream_state(conn)
                 if total - self._last > self._stream.capacity:
                     # A burst (a bulk load, a big batch) larger than memory:
                     # encoding it all would only be thrown away.
                     self._last = total - self._stream.capacity
-                    self._loop.call_soon_threadsafe(self._stream.skip_to, epoch, self._last)
+                    self._hand(self._stream.skip_to, epoch, self._last)
                     continue
             if records:
                 frames = [encode_frame(epoch, record) for record in records]
-                self._loop.call_soon_threadsafe(self._stream.publish, epoch, frames)
+                self._hand(self._stream.publish, epoch, frames)
                 self._last = records[-1].id
                 if len(records) == PAGE:
                     continue

@@ -24,6 +24,7 @@ _WHOLE_NUMBER = re.compile(r"\d{1,18}")
 _EPOCH = re.compile(r"[0-9a-fA-F-]{1,64}")
 
 CLOSE_POLICY = 1008  # the listener sent a frame
+CLOSE_INTERNAL_ERROR = 1011  # this listener's sender failed; the others go on
 CLOSE_RESTART = 1012  # the stream was replaced: reconnect with your cursor
 CLOSE_TRY_AGAIN = 1013  # too slow: reconnect with after=<last id>
 
@@ -67,6 +68,11 @@ class Listeners:
         refuser = asyncio.create_task(self._refuse_input(websocket))
         try:
             await asyncio.wait({sender, refuser}, return_when=asyncio.FIRST_COMPLETED)
+            if sender.done() and not sender.cancelled() and sender.exception() is not None:
+                log.error(
+                    "sending to listener %s failed; closing it", websocket.remote_address, exc_info=sender.exception()
+                )
+                await websocket.close(CLOSE_INTERNAL_ERROR, "internal error; reconnect with after=<last id>")
         finally:
             for task in (sender, refuser):
                 task.cancel()

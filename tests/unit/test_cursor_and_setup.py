@@ -60,13 +60,13 @@ def test_a_secret_is_read_from_its_file(tmp_path: Path, monkeypatch: pytest.Monk
         settings.secret("SOME_PASSWORD")
 
 
-def test_heartbeat_probe_tells_fresh_from_stale(tmp_path: Path) -> None:
+def test_liveness_probe_tells_fresh_from_stale(tmp_path: Path) -> None:
     marker = tmp_path / "alive"
-    assert not probe.heartbeat_is_fresh(marker, 15)
+    assert not probe.liveness_is_fresh(marker, 15)
     probe.touch(marker)
-    assert probe.heartbeat_is_fresh(marker, 15)
+    assert probe.liveness_is_fresh(marker, 15)
     os.utime(marker, (0, 0))
-    assert not probe.heartbeat_is_fresh(marker, 15)
+    assert not probe.liveness_is_fresh(marker, 15)
 
 
 def test_a_service_without_its_settings_exits_2_naming_the_missing_one(
