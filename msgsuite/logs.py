@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
+
+from .settings import optional
 
 
 def configure(service: str) -> logging.Logger:
     logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        level=optional("LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {service} %(levelname)s %(message)s",
     )
     # pika and the HTTP stacks log every connection attempt at INFO; their

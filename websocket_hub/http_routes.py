@@ -10,10 +10,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from .frame_window import FrameWindow
 from .listeners import BadRequest, Listeners, parse_subscription
-from .stream import Stream
 
-PAGE = (Path(__file__).parent / "page.html").read_bytes()
+LIVE_PAGE_HTML = (Path(__file__).parent / "page.html").read_bytes()
 NOTIFICATIONS_PATH = "/notifications"
 HEALTHY_WITHIN_SECONDS = 15.0
 
@@ -30,8 +30,8 @@ def _json(status: int, reason: str, payload: dict[str, object]) -> Response:
 
 
 class Routes:
-    def __init__(self, stream: Stream, listeners: Listeners) -> None:
-        self._stream = stream
+    def __init__(self, window: FrameWindow, listeners: Listeners) -> None:
+        self._window = window
         self._listeners = listeners
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -47,17 +47,17 @@ class Routes:
         if path == "/health":
             return self._health()
         if path == "/":
-            return _response(200, "OK", PAGE, "text/html; charset=utf-8")
+            return _response(200, "OK", LIVE_PAGE_HTML, "text/html; charset=utf-8")
         return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
 
     def _health(self) -> Response:
-        fresh = time.monotonic() - self._stream.database_ok_at <= HEALTHY_WITHIN_SECONDS
+        fresh = time.monotonic() - self._window.database_ok_at <= HEALTHY_WITHIN_SECONDS
         payload = {
-            "status": "ok" if fresh and self._stream.epoch else "database unreachable",
-            "epoch": self._stream.epoch,
-            "head": self._stream.head,
+            "status": "ok" if fresh and self._window.epoch else "database unreachable",
+            "epoch": self._window.epoch,
+            "head": self._window.head,
             "listeners": self._listeners.connected,
         }
-        if fresh and self._stream.epoch:
+        if fresh and self._window.epoch:
             return _json(200, "OK", payload)
         return _json(503, "Service Unavailable", payload)

@@ -14,8 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
 from msgsuite.store import messages_after, stream_state
 
+from .frame_window import FrameWindow
 from .frames import Frame, encode_frame
-from .stream import Stream
 
 log = logging.getLogger("websocket-hub")
 
@@ -55,8 +55,8 @@ def parse_subscription(target: str) -> Subscription:
 
 
 class Listeners:
-    def __init__(self, stream: Stream, pool: ConnectionPool, send_timeout: float) -> None:
-        self._stream = stream
+    def __init__(self, window: FrameWindow, pool: ConnectionPool, send_timeout: float) -> None:
+        self._window = window
         self._pool = pool
         self._send_timeout = send_timeout
         self.connected = 0
@@ -88,7 +88,7 @@ class Listeners:
             return
 
     async def _send_frames(self, websocket: ServerConnection, subscription: Subscription) -> None:
-        epoch = await self._stream.ready()
+        epoch = await self._window.ready()
         cursor = subscription.after
         if subscription.epoch is not None and subscription.epoch != epoch:
             log.info(
@@ -100,11 +100,11 @@ class Listeners:
             cursor = 0
         try:
             while True:
-                if self._stream.epoch != epoch:
+                if self._window.epoch != epoch:
                     await _stream_replaced(websocket)
                     return
-                changed = self._stream.changed
-                frames = self._stream.after(cursor, BATCH)
+                changed = self._window.changed
+                frames = self._window.after(cursor, BATCH)
                 if frames is None:
                     frames = await self._read_back(epoch, cursor)
                     if frames is None:

@@ -1,6 +1,6 @@
 """The hub's view of the log: its epoch, its head and the most recent frames.
 
-Only the event loop touches a Stream; the follower thread hands it frames
+Only the event loop touches a FrameWindow; the follower thread hands it frames
 with call_soon_threadsafe. Ids are gap-free, so frame n sits at a fixed
 offset from the first frame kept.
 """
@@ -13,7 +13,7 @@ import time
 from .frames import Frame
 
 
-class Stream:
+class FrameWindow:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.epoch: str | None = None
