@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -25,10 +26,10 @@ SenderFactory = Callable[[], Sender]
 @dataclass(frozen=True)
 class Target:
     hub_url: str
-    database: dict[str, object]  # psycopg2.connect keyword arguments
+    database: dict[str, Any]  # psycopg2.connect keyword arguments
 
     def total(self) -> int:
-        with psycopg2.connect(**self.database) as conn, conn.cursor() as cursor:  # type: ignore[arg-type]
+        with psycopg2.connect(**self.database) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT total FROM stream")
             return int(cursor.fetchone()[0])
 
@@ -47,7 +48,7 @@ def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
     chunks = _chunks(_texts(n), batch)
 
     def connect() -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(**target.database)
+        conn: psycopg2.extensions.connection = psycopg2.connect(**target.database)
         conn.autocommit = True  # as the servers: the statement is the transaction
         return conn
 
@@ -205,7 +206,7 @@ def preload(target: Target, rows: int) -> None:
     Then settles the table as time would (VACUUM ANALYZE, CHECKPOINT), so the
     measurement after it sees a large table, not autovacuum catching up.
     """
-    with psycopg2.connect(**target.database) as conn, conn.cursor() as cursor:  # type: ignore[arg-type]
+    with psycopg2.connect(**target.database) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT total FROM stream FOR UPDATE")
         total = cursor.fetchone()[0]
         cursor.execute(
@@ -216,7 +217,7 @@ def preload(target: Target, rows: int) -> None:
         cursor.execute("UPDATE stream SET total = %s", (total + rows,))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
     conn.close()
-    conn = psycopg2.connect(**target.database)  # type: ignore[arg-type]
+    conn = psycopg2.connect(**target.database)
     conn.autocommit = True  # VACUUM refuses to run inside a transaction block
     try:
         with conn.cursor() as cursor:

@@ -81,7 +81,7 @@ def main() -> int:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", MESSAGE_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection((MESSAGE_SERVICE, health.MESSAGE_SERVICE, reflection.MESSAGE_SERVICE), server)
+    reflection.enable_server_reflection((MESSAGE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     server.add_insecure_port(f"0.0.0.0:{settings.port}")
 
     def stop() -> None:

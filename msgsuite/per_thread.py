@@ -24,7 +24,8 @@ class PerThread(Generic[T]):
     def get(self) -> T:
         """The calling thread's object, made now if it has none."""
         try:
-            return self._local.value  # type: ignore[no-any-return]
+            value: T = self._local.value
+            return value
         except AttributeError:
             value = self._local.value = self._make()
             with self._lock:

@@ -78,8 +78,10 @@ def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
     """The stream's epoch and its total so far."""
     with conn.cursor() as cursor:
         cursor.execute("SELECT epoch::text, total FROM stream")
-        epoch, total = cursor.fetchone()
-    return epoch, total
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the stream table has no row: the schema is damaged")
+    return str(row[0]), int(row[1])
 
 
 def _record(row: Sequence[Any], repeated: bool = False) -> StoredMessage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
     return Response(status, reason, headers, body)
 
 
-def _json(status: int, reason: str, payload: dict[str, object]) -> Response:
+def _json(status: int, reason: str, payload: Mapping[str, object]) -> Response:
     return _response(status, reason, json.dumps(payload).encode(), "application/json")
 
 
