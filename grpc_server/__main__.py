@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
-from msgsuite import crash, logs, shutdown
+from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
@@ -33,10 +33,16 @@ class GrpcServerSettings:
     database: DatabaseSettings
     port: int
     workers: int  # calls served at once
+    metrics_port: int
 
     @classmethod
     def from_env(cls) -> GrpcServerSettings:
-        return cls(DatabaseSettings.from_env("grpc-server"), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16))
+        return cls(
+            DatabaseSettings.from_env("grpc-server"),
+            integer("GRPC_PORT", 50051),
+            integer("GRPC_WORKERS", 16),
+            integer("METRICS_PORT", 9464),
+        )
 
 
 def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stopping: threading.Event) -> None:
@@ -71,6 +77,7 @@ def main() -> int:
     log = logs.configure("grpc-server")
     settings = load_or_exit(log, GrpcServerSettings.from_env)
     crash.exit_on_thread_errors()
+    metrics.serve(settings.metrics_port)
     pool = ConnectionPool(settings.database)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from msgsuite import crash, logs, shutdown
+from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool
 from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
 
@@ -18,6 +18,7 @@ class ConsumerSettings:
     broker: BrokerSettings
     prefetch: int  # deliveries held at once, and so the most stored in one transaction
     liveness_file: str  # touched on progress; the healthcheck reads its age
+    metrics_port: int
 
     @classmethod
     def from_env(cls) -> ConsumerSettings:
@@ -26,6 +27,7 @@ class ConsumerSettings:
             BrokerSettings.from_env(),
             integer("RABBITMQ_PREFETCH", 500),
             optional("LIVENESS_FILE", "/tmp/rabbitmq-server.alive"),
+            integer("METRICS_PORT", 9464),
         )
 
 
@@ -34,6 +36,7 @@ def main() -> int:
     settings = load_or_exit(log, ConsumerSettings.from_env)
     database, broker = settings.database, settings.broker
     crash.exit_on_thread_errors()
+    metrics.serve(settings.metrics_port)
     pool = ConnectionPool(database, size=1)
     consumer = Consumer(broker, pool, settings.prefetch, settings.liveness_file)
     shutdown.on_stop(consumer.stop)

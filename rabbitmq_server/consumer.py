@@ -27,6 +27,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from msgsuite import metrics
 from msgsuite.amqp import connection_parameters
 from msgsuite.backoff import Backoff, Reconnecting, keep_connected
 from msgsuite.database import ConnectionPool, DatabaseUnavailable, MessageRefused
@@ -42,6 +43,14 @@ REASON_HEADER = "x-rejection-reason"
 # While no delivery arrives, a passive queue declaration every few seconds
 # proves that the broker still answers; the liveness file records it.
 IDLE_ROUND_TRIP_SECONDS = 5.0
+
+DELIVERIES = metrics.counter("msgsuite_amqp_deliveries", "AMQP deliveries received from the messages queue")
+REDELIVERED = metrics.counter("msgsuite_amqp_redelivered", "Deliveries the broker marked as redelivered")
+DEAD_LETTERED = metrics.counter(
+    "msgsuite_amqp_dead_lettered",
+    "Deliveries copied to the dead-letter queue: reason=invalid (broke a message rule) or database (refused by it)",
+    ["reason"],
+)
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,15 @@ class Consumer:
     def _on_message(
         self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
     ) -> None:
+        DELIVERIES.inc()
+        if method.redelivered:
+            REDELIVERED.inc()
         try:
             text = decode_text(body)
             key = validate_key(properties.message_id)
         except InvalidMessage as error:
+            metrics.MESSAGES_REFUSED.labels(Via.RABBITMQ.value, "invalid").inc()
+            DEAD_LETTERED.labels("invalid").inc()
             self._dead_letter(channel, body, properties, method.redelivered, error.reason)
             channel.basic_ack(method.delivery_tag)
             return
@@ -127,6 +141,8 @@ class Consumer:
                     break
                 if isinstance(outcome, MessageRefused):
                     reason = f"the database refused the message: {outcome.reason}"
+                    metrics.MESSAGES_REFUSED.labels(Via.RABBITMQ.value, "database").inc()
+                    DEAD_LETTERED.labels("database").inc()
                     self._dead_letter(channel, delivery.body, delivery.properties, delivery.redelivered, reason)
                 elif isinstance(outcome, Exception):
                     raise outcome  # not the message's fault nor an outage: restart (see crash.py)

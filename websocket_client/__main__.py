@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from msgsuite import crash, logs
+from msgsuite import crash, logs, metrics
 from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
-from msgsuite.settings import load_or_exit, optional, required
+from msgsuite.settings import integer, load_or_exit, optional, required
 
 from .cursor import Cursor, CursorFile
 
@@ -36,6 +36,9 @@ log = logging.getLogger("websocket-client")
 KEEPALIVE_SECONDS = 10.0
 LIVENESS_WINDOW_SECONDS = 30.0  # the compose healthcheck's window
 _TOUCH_EVERY_SECONDS = 1.0  # at most one file touch per second, whatever the frame rate
+
+LAST_ID = metrics.gauge("msgsuite_client_last_id", "Id of the last notification printed")
+LINES_PRINTED = metrics.counter("msgsuite_client_lines_printed", "Notification lines printed")
 
 
 class Liveness:
@@ -64,6 +67,7 @@ async def keep_alive(websocket: ClientConnection, liveness: Liveness) -> None:
 async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> None:
     """Prints frames forever; returns never, raises on a frame it cannot read."""
     cursor = cursor_file.load()
+    LAST_ID.set(cursor.last_id)
     reconnecting = Reconnecting("hub connection", log, cap=5)
     while True:
         url = f"{hub_url}?{cursor.query()}"
@@ -94,6 +98,8 @@ def print_frame(frame: dict[str, object], cursor: Cursor, cursor_file: CursorFil
     if epoch != cursor.epoch and cursor.epoch is not None:
         log.warning("the hub serves a new stream (epoch %s); printing it from the start", epoch)
     print(text, flush=True)
+    LINES_PRINTED.inc()
+    LAST_ID.set(frame_id)
     cursor = Cursor(epoch, frame_id)
     cursor_file.save(cursor)
     return cursor
@@ -104,6 +110,7 @@ class ListenerSettings:
     hub_url: str
     cursor_file: str  # where the epoch and last id printed are kept across restarts
     liveness_file: str  # touched on frames and keep-alive answers; the healthcheck reads its age
+    metrics_port: int
 
     @classmethod
     def from_env(cls) -> ListenerSettings:
@@ -111,6 +118,7 @@ class ListenerSettings:
             required("HUB_URL"),
             optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json"),
             optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
+            integer("METRICS_PORT", 9464),
         )
 
 
@@ -136,6 +144,7 @@ def main() -> int:
     cursor_file = CursorFile(settings.cursor_file)
     log.info("starting from %s", cursor_file.load())
     crash.exit_on_thread_errors()
+    metrics.serve(settings.metrics_port)
     asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file))
     return 0
 

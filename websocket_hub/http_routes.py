@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from msgsuite import metrics
 
 from .frame_window import FrameWindow
 from .listeners import BadRequest, Listeners, parse_subscription
@@ -34,6 +36,11 @@ class Routes:
     def __init__(self, window: FrameWindow, listeners: Listeners) -> None:
         self._window = window
         self._listeners = listeners
+        self._plain: dict[str, Callable[[], Response]] = {
+            "/": lambda: _response(200, "OK", LIVE_PAGE_HTML, "text/html; charset=utf-8"),
+            "/health": self._health,
+            "/metrics": lambda: _response(200, "OK", metrics.exposition(), metrics.CONTENT_TYPE),
+        }
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -45,10 +52,8 @@ class Routes:
             if "websocket" not in request.headers.get("Upgrade", "").lower():
                 return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
             return None
-        if path == "/health":
-            return self._health()
-        if path == "/":
-            return _response(200, "OK", LIVE_PAGE_HTML, "text/html; charset=utf-8")
+        if path in self._plain:
+            return self._plain[path]()
         return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
 
     def _health(self) -> Response:

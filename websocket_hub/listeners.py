@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from msgsuite import metrics
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
 from msgsuite.store import messages_after, stream_state
 
@@ -20,6 +21,15 @@ from .frames import Frame, encode_frame
 log = logging.getLogger("websocket-hub")
 
 BATCH = 500
+
+LISTENERS = metrics.gauge("msgsuite_hub_listeners", "Listeners connected now")
+FRAMES_SENT = metrics.counter("msgsuite_hub_frames_sent", "Frames written to listeners (one per listener per frame)")
+SLOW_LISTENERS_CUT = metrics.counter(
+    "msgsuite_hub_slow_listeners_disconnected", "Listeners cut off because they did not keep up"
+)
+CATCH_UP_READS = metrics.counter(
+    "msgsuite_hub_catch_up_reads", "Reads from the table for listeners further behind than memory"
+)
 _WHOLE_NUMBER = re.compile(r"\d{1,18}")
 _EPOCH = re.compile(r"[0-9a-fA-F-]{1,64}")
 
@@ -64,6 +74,7 @@ class Listeners:
     async def serve(self, websocket: ServerConnection) -> None:
         subscription = parse_subscription(websocket.request.path if websocket.request else "")
         self.connected += 1
+        LISTENERS.set(self.connected)
         sender = asyncio.create_task(self._send_frames(websocket, subscription))
         refuser = asyncio.create_task(self._refuse_input(websocket))
         try:
@@ -77,6 +88,7 @@ class Listeners:
             for task in (sender, refuser):
                 task.cancel()
             self.connected -= 1
+            LISTENERS.set(self.connected)
 
     async def _refuse_input(self, websocket: ServerConnection) -> None:
         try:
@@ -116,6 +128,7 @@ class Listeners:
                 for frame in frames:
                     await asyncio.wait_for(websocket.send(frame.data), self._send_timeout)
                     cursor = frame.id
+                FRAMES_SENT.inc(len(frames))
         except TimeoutError:
             log.warning(
                 "listener %s too slow (a send waited %.0f s); disconnecting it at id %d",
@@ -123,6 +136,7 @@ class Listeners:
                 self._send_timeout,
                 cursor,
             )
+            SLOW_LISTENERS_CUT.inc()
             websocket.transport.abort()
         except ConnectionClosed:
             return
@@ -130,6 +144,8 @@ class Listeners:
     async def _read_back(self, epoch: str, cursor: int) -> list[Frame] | None:
         """Frames older than the hub's memory, from the table itself; None when the
         database now holds another stream (the listener is told to reconnect)."""
+
+        CATCH_UP_READS.inc()
 
         def read() -> list[Frame] | None:
             with self._pool.connection() as conn:

@@ -11,7 +11,7 @@ from websocket_hub.listeners import BadRequest, parse_subscription
 
 
 def frames(first: int, last: int) -> list[Frame]:
-    return [Frame(i, f"frame {i}") for i in range(first, last + 1)]
+    return [Frame(i, f"frame {i}", 0.0) for i in range(first, last + 1)]
 
 
 def make_window(capacity: int = 10) -> FrameWindow:
