@@ -39,6 +39,7 @@ def main() -> int:
         port=settings.port,
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn logs through ours (text or JSON)
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,

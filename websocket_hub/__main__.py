@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import threading
@@ -38,7 +39,7 @@ class HubSettings:
 
 
 async def run(settings: HubSettings) -> None:
-    log = logs.configure("websocket-hub")
+    log = logging.getLogger("websocket-hub")
     loop = asyncio.get_running_loop()
     window = FrameWindow(capacity=settings.memory_frames)
     follower = Follower(settings.database, window, loop)
