@@ -42,14 +42,15 @@ def stored(stack: Stack, key: str) -> int:
 def test_list_shows_each_dead_letter_with_its_reason_and_leaves_it_in_the_queue(healthy: Stack) -> None:
     drain_dead_letters(healthy)
     key = f"dl-{uuid.uuid4()}"
-    publish(healthy, [(b"\xff\xfe no es UTF-8", key)])
+    body = b"\xff\xfe no es UTF-8"
+    publish(healthy, [(body, key)])
     wait_for(lambda: dead_letter_count(healthy) == 1, what="the invalid message in the dead-letter queue")
     try:
         for _ in range(2):  # listing twice shows it twice: the first listing took nothing
             result = dead_letters(healthy, "list")
             assert result.returncode == 0, result.stderr
             assert result.stdout.splitlines() == [
-                f"{key} | message is not valid UTF-8 (byte 0) | b'\\xff\\xfe no es UTF-8' (17 bytes)"
+                f"{key} | message is not valid UTF-8 (byte 0) | {body!r} ({len(body)} bytes)"
             ]
             assert dead_letter_count(healthy) == 1
         missing = dead_letters(healthy, "resend", "no-such-key")
@@ -57,6 +58,26 @@ def test_list_shows_each_dead_letter_with_its_reason_and_leaves_it_in_the_queue(
         assert missing.stdout == "" and dead_letter_count(healthy) == 1
         usage = dead_letters(healthy, "resend")
         assert usage.returncode == 2 and "usage:" in usage.stderr and "Traceback" not in usage.stderr
+    finally:
+        drain_dead_letters(healthy)
+
+
+def test_resend_puts_a_dead_letter_back_and_it_is_stored_once(healthy: Stack) -> None:
+    drain_dead_letters(healthy)
+    key = f"dl-{uuid.uuid4()}"
+    text = f"refused once {key[-6:]}"
+    with healthy.amqp_channel() as channel:  # a dead letter as the consumer makes one, for a cause since fixed
+        headers = {"x-rejection-reason": "the database was being repaired"}
+        properties = pika.BasicProperties(message_id=key, delivery_mode=2, content_type="text/plain", headers=headers)
+        channel.basic_publish("messages.dead-letter", "messages", text.encode(), properties, mandatory=True)
+    try:
+        resent = dead_letters(healthy, "resend", "--all")
+        assert (resent.returncode, resent.stdout) == (0, f"resent {key}\n"), resent.stderr
+        assert dead_letter_count(healthy) == 0
+        wait_for(lambda: stored(healthy, key) == 1, what="the re-sent message stored")
+        assert healthy.query("SELECT message, via FROM messages WHERE idempotency_key = %s", (key,)) == [
+            (text, "RabbitMQ")
+        ]
     finally:
         drain_dead_letters(healthy)
 
