@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
-from msgsuite.database import ConnectionPool, DatabaseUnavailable
-from msgsuite.messages import InvalidMessage, StoredMessage, Via
+from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
+from msgsuite.messages import InvalidMessage, StoredMessage
 from msgsuite.store import MessageStore
 
 log = logging.getLogger("grpc-server")
@@ -24,8 +24,8 @@ def to_response(record: StoredMessage) -> messages_pb2.SendMessageResponse:
 
 
 class MessageService(messages_pb2_grpc.MessageServiceServicer):
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._messages = MessageStore(pool, Via.GRPC)
+    def __init__(self, messages: MessageStore) -> None:
+        self._messages = messages
 
     def SendMessage(
         self, request: messages_pb2.SendMessageRequest, context: grpc.ServicerContext
@@ -49,4 +49,13 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
         except DatabaseUnavailable as error:
             log.warning("database unavailable: %s", error)
             context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
+        except MessageRefused as error:
+            log.warning("the database refused a message: %s", error.reason)
+            context.abort(grpc.StatusCode.INTERNAL, f"the database refused the message: {error.reason}")
+        except DatabaseFailure as error:
+            log.error("database error", exc_info=error)
+            context.abort(grpc.StatusCode.INTERNAL, "the database failed to store the message; see the grpc-server log")
+        except Exception:
+            log.exception("unexpected error while storing")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the grpc-server log")
         return [to_response(record) for record in records]

@@ -6,8 +6,10 @@ second than the database can commit transactions. Here request threads hand
 their messages to one writer thread; while it stores a group, the next
 requests queue up, and it stores all of them together next. A lone message
 goes out at once (nothing waits for a timer). Each message still gets its
-own total and its own notification, in arrival order; a group that fails
-fails for each of its requests, which the clients retry with their keys.
+own total and its own notification, in arrival order. A request whose
+message the database refuses gets that refusal; the rest of its group is
+stored without it (see refusals.py). Any other error fails the requests not
+stored yet, which the clients retry with their keys.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .messages import StoredMessage
+from .refusals import store_isolating_refusals
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ class _Request:
 
 
 class GroupCommitter:
+    """Owns one writer thread; an error outside the store itself ends the process (see crash.py)."""
+
     def __init__(self, store: StoreFunction, max_messages: int = 1000) -> None:
         self._store = store
         self._max_messages = max_messages
@@ -50,16 +55,21 @@ class GroupCommitter:
     def _write_forever(self) -> None:
         while True:
             group = self._next_group()
-            try:
-                records = self._store([t for r in group for t in r.texts], [k for r in group for k in r.keys])
-            except BaseException as error:  # every request of the group learns what happened
-                for request in group:
-                    request.result.set_exception(error)
-                continue
-            start = 0
-            for request in group:
-                request.result.set_result(records[start : start + len(request.texts)])
-                start += len(request.texts)
+            outcomes = store_isolating_refusals(group, self._store_requests)
+            for request, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    request.result.set_exception(outcome)
+                else:
+                    request.result.set_result(outcome)
+
+    def _store_requests(self, requests: Sequence[_Request]) -> list[list[StoredMessage]]:
+        """The requests' messages in one transaction; their records, split back per request."""
+        records = self._store([t for r in requests for t in r.texts], [k for r in requests for k in r.keys])
+        split, start = [], 0
+        for request in requests:
+            split.append(records[start : start + len(request.texts)])
+            start += len(request.texts)
+        return split
 
     def _next_group(self) -> list[_Request]:
         """What is waiting now (at least one request), up to max_messages."""

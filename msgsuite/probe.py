@@ -1,7 +1,7 @@
 """Container healthchecks that need no curl in the image.
 
 python -m msgsuite.probe http URL              healthy when URL answers 2xx
-python -m msgsuite.probe heartbeat PATH SECONDS healthy when PATH was touched lately
+python -m msgsuite.probe liveness PATH SECONDS  healthy when PATH was touched lately (the service made progress)
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 
 
 def touch(path: str | Path) -> None:
-    """Marks the caller as alive now (see `heartbeat` below)."""
+    """Marks the caller as alive now (see `liveness` below)."""
     Path(path).touch()
 
 
-def heartbeat_is_fresh(path: str | Path, max_age: float) -> bool:
+def liveness_is_fresh(path: str | Path, max_age: float) -> bool:
     try:
         return time.time() - Path(path).stat().st_mtime <= max_age
     except FileNotFoundError:
@@ -28,7 +28,8 @@ def heartbeat_is_fresh(path: str | Path, max_age: float) -> bool:
 def http_is_healthy(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            status: int = response.status
+            return 200 <= status < 300
     except (urllib.error.URLError, OSError):
         return False
 
@@ -36,8 +37,8 @@ def http_is_healthy(url: str, timeout: float = 3.0) -> bool:
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "http":
         return 0 if http_is_healthy(argv[1]) else 1
-    if len(argv) == 3 and argv[0] == "heartbeat":
-        return 0 if heartbeat_is_fresh(argv[1], float(argv[2])) else 1
+    if len(argv) == 3 and argv[0] == "liveness":
+        return 0 if liveness_is_fresh(argv[1], float(argv[2])) else 1
     print(__doc__, file=sys.stderr)
     return 2
 

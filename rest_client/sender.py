@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from msgsuite.client import Receipt, Rejected, Unreachable
 
+# 500 is not retried: the server answers it when the database refused the message itself.
 RETRYABLE_STATUS = {429, 502, 503, 504}
 
 
@@ -57,9 +58,10 @@ class RestSender:
                     continue  # the server closed an idle kept-alive connection: once more on a new one
                 raise Unreachable(f"{type(error).__name__}: {error}") from None
         if status in (200, 201):
-            return json.loads(raw)  # type: ignore[no-any-return]
+            record: dict[str, Any] = json.loads(raw)
+            return record
         reason = f"HTTP {status}: {_detail(raw)}"
-        if status in RETRYABLE_STATUS or status >= 500:
+        if status in RETRYABLE_STATUS:
             raise Unreachable(reason)
         raise Rejected(reason)
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.types import ASGIApp
 
-from msgsuite.database import ConnectionPool, DatabaseUnavailable
+from msgsuite import metrics
+from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
 from msgsuite.store import MessageStore, message_by_id, messages_after
 
@@ -65,15 +66,15 @@ class Problem(BaseModel):
 
 
 # What POST /messages and /messages/batch may answer besides success.
-STORE_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (413, 415, 422, 503)}
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (413, 415, 422, 500, 503)}
 
 
 def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
 
 
-def create_app(pool: ConnectionPool) -> ASGIApp:
-    messages = MessageStore(pool, Via.REST)
+def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
+    """The API storing through `messages` and reading through `pool`."""
     app = FastAPI(
         title="Message suite REST server",
         description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
@@ -90,8 +91,24 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         log.warning("database unavailable: %s", error)
         return _problem(503, "the database is unavailable; retry later", **{"Retry-After": "1"})
 
+    @app.exception_handler(MessageRefused)
+    async def message_refused(request: Request, error: MessageRefused) -> JSONResponse:
+        log.warning("the database refused a message: %s", error.reason)
+        return _problem(500, f"the database refused the message: {error.reason}")
+
+    @app.exception_handler(DatabaseFailure)
+    async def database_failure(request: Request, error: DatabaseFailure) -> JSONResponse:
+        log.error("database error", exc_info=error)
+        return _problem(500, "the database failed to store the message; see the rest-server log")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Starlette still logs it with its traceback; the client gets JSON, never a trace.
+        return _problem(500, "internal error; see the rest-server log")
+
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        metrics.MESSAGES_REFUSED.labels(Via.REST.value, "invalid").inc()
         reasons = []
         for item in error.errors():
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
@@ -113,7 +130,6 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Any:
         [record] = messages.validate_and_store([body.message], [idempotency_key])
-        log.debug("stored id=%d repeated=%s", record.id, record.repeated)
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
     @app.post(
@@ -151,6 +167,10 @@ def create_app(pool: ConnectionPool) -> ASGIApp:
         if record is None:
             return _problem(404, f"no message with id {message_id}")
         return record.as_json()
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_exposition() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/health", summary="200 when the database answers, 503 when it does not")
     def health() -> Any:

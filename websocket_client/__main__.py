@@ -2,6 +2,13 @@
 
 Connects to HUB_URL with ?after=<last id>&epoch=<epoch> from its cursor file,
 so a restart neither repeats nor skips a line; reconnects with backoff.
+
+Liveness is progress: the liveness file is touched when a frame arrives or
+the hub answers a keep-alive ping (every KEEPALIVE_SECONDS), and the
+healthcheck allows LIVENESS_WINDOW_SECONDS, longer than both that and the
+hub's own ping interval (20 s). A frame it cannot read, or any other
+unexpected error, ends the process (see msgsuite/crash.py); the restart
+policy starts it again from its cursor.
 """
 
 from __future__ import annotations
@@ -11,86 +18,134 @@ import json
 import logging
 import signal
 import sys
+import time
+from dataclasses import dataclass
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from msgsuite import logs
-from msgsuite.backoff import Backoff
+from msgsuite import crash, logs, metrics
+from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
-from msgsuite.settings import load_or_exit, optional, required
+from msgsuite.settings import integer, load_or_exit, optional, required
 
 from .cursor import Cursor, CursorFile
 
 log = logging.getLogger("websocket-client")
 
+KEEPALIVE_SECONDS = 10.0
+LIVENESS_WINDOW_SECONDS = 30.0  # the compose healthcheck's window
+_TOUCH_EVERY_SECONDS = 1.0  # at most one file touch per second, whatever the frame rate
 
-async def keep_alive_marker(path: str, connected: asyncio.Event) -> None:
+LAST_ID = metrics.gauge("msgsuite_client_last_id", "Id of the last notification printed")
+LINES_PRINTED = metrics.counter("msgsuite_client_lines_printed", "Notification lines printed")
+
+
+class Liveness:
+    """Records in a file that frames or keep-alive answers are arriving."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._touched_at = 0.0
+
+    def proven(self) -> None:
+        now = time.monotonic()
+        if now - self._touched_at >= _TOUCH_EVERY_SECONDS:
+            touch(self._path)
+            self._touched_at = now
+
+
+async def keep_alive(websocket: ClientConnection, liveness: Liveness) -> None:
+    """Pings the hub; each answer proves the connection carries traffic."""
     while True:
-        await connected.wait()
-        touch(path)
-        await asyncio.sleep(5)
+        pong = await websocket.ping()
+        await asyncio.wait_for(pong, KEEPALIVE_SECONDS)
+        liveness.proven()
+        await asyncio.sleep(KEEPALIVE_SECONDS)
 
 
-async def listen(hub_url: str, cursor_file: CursorFile, connected: asyncio.Event) -> None:
+async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> None:
+    """Prints frames forever; returns never, raises on a frame it cannot read."""
     cursor = cursor_file.load()
-    delays = Backoff(cap=5).delays()
+    LAST_ID.set(cursor.last_id)
+    reconnecting = Reconnecting("hub connection", log, cap=5)
     while True:
         url = f"{hub_url}?{cursor.query()}"
         try:
             async with connect(url, compression=None, open_timeout=10) as websocket:
                 log.info("connected to %s", url)
-                connected.set()
-                delays = Backoff(cap=5).delays()
-                async for raw in websocket:
-                    frame = json.loads(raw)
-                    epoch, frame_id = frame["epoch"], frame["id"]
-                    if not cursor.accepts(epoch, frame_id):
-                        continue
-                    if epoch != cursor.epoch and cursor.epoch is not None:
-                        log.warning("the hub serves a new stream (epoch %s); printing it from the start", epoch)
-                    print(frame["text"], flush=True)
-                    cursor = Cursor(epoch, frame_id)
-                    cursor_file.save(cursor)
-            reason = f"closed by the hub ({websocket.close_code} {websocket.close_reason})".strip()
+                reconnecting.connected()
+                pinging = asyncio.create_task(keep_alive(websocket, liveness))
+                try:
+                    async for raw in websocket:
+                        cursor = print_frame(json.loads(raw), cursor, cursor_file)
+                        liveness.proven()
+                finally:
+                    pinging.cancel()
+            reason: BaseException | str = f"closed by the hub ({websocket.close_code} {websocket.close_reason})"
         except (OSError, InvalidHandshake, WebSocketException, TimeoutError) as error:
-            reason = f"{type(error).__name__}: {error}"
-        connected.clear()
-        delay = next(delays)
-        log.warning("hub connection ended: %s; reconnecting in %.1f s", reason, delay)
-        await asyncio.sleep(delay)
+            reason = error
+        await asyncio.sleep(reconnecting.lost(reason))
 
 
-async def run(hub_url: str, cursor_file: CursorFile, alive_file: str) -> None:
+def print_frame(frame: dict[str, object], cursor: Cursor, cursor_file: CursorFile) -> Cursor:
+    """Prints a frame's text unless the cursor has seen it; returns the cursor after it (saved)."""
+    epoch, frame_id, text = frame["epoch"], frame["id"], frame["text"]
+    if not isinstance(epoch, str) or not isinstance(frame_id, int) or not isinstance(text, str):
+        raise ValueError(f"not a notification frame: {frame!r:.200}")
+    if not cursor.accepts(epoch, frame_id):
+        return cursor
+    if epoch != cursor.epoch and cursor.epoch is not None:
+        log.warning("the hub serves a new stream (epoch %s); printing it from the start", epoch)
+    print(text, flush=True)
+    LINES_PRINTED.inc()
+    LAST_ID.set(frame_id)
+    cursor = Cursor(epoch, frame_id)
+    cursor_file.save(cursor)
+    return cursor
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    hub_url: str
+    cursor_file: str  # where the epoch and last id printed are kept across restarts
+    liveness_file: str  # touched on frames and keep-alive answers; the healthcheck reads its age
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls) -> ListenerSettings:
+        return cls(
+            required("HUB_URL"),
+            optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json"),
+            optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
+            integer("METRICS_PORT", 9464),
+        )
+
+
+async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    connected = asyncio.Event()
-    tasks = [
-        asyncio.create_task(listen(hub_url, cursor_file, connected)),
-        asyncio.create_task(keep_alive_marker(alive_file, connected)),
-    ]
-    await stop.wait()
+    listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file)))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if listening.done():
+        crash.exit_now("listening to the hub", listening.exception() or RuntimeError("the listener returned"))
     # Between frames: the cursor on disk matches the last line printed.
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    listening.cancel()
+    await asyncio.gather(listening, return_exceptions=True)
     log.info("stopped at %s", cursor_file.load())
 
 
 def main() -> int:
     logs.configure("websocket-client")
-    hub_url, cursor_file, alive_file = load_or_exit(
-        log,
-        lambda: (
-            required("HUB_URL"),
-            CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json")),
-            optional("HEARTBEAT_FILE", "/tmp/websocket-client.alive"),
-        ),
-    )
+    settings = load_or_exit(log, ListenerSettings.from_env)
+    cursor_file = CursorFile(settings.cursor_file)
     log.info("starting from %s", cursor_file.load())
-    asyncio.run(run(hub_url, cursor_file, alive_file))
+    crash.exit_on_thread_errors()
+    metrics.serve(settings.metrics_port)
+    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file))
     return 0
 
 

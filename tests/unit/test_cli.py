@@ -118,7 +118,7 @@ def test_run_prints_one_line_per_message_and_fails_when_one_is_rejected() -> Non
     lines = out.getvalue().splitlines()
     assert [line.split(" key=")[0] for line in lines] == ["stored id=1 total=1", "stored id=2 total=2"]
     assert [line.split(" key=")[1] for line in lines] == [sender.keys[0], sender.keys[2]]
-    assert "message 2 rejected: message must not be blank" in err.getvalue()
+    assert f"message 2 (key={sender.keys[1]}) rejected: message must not be blank" in err.getvalue()
     assert len(set(sender.keys)) == 3 and sender.keys[1] not in out.getvalue()
 
 
