@@ -29,7 +29,7 @@ import pika.exceptions
 from pika.spec import BasicProperties
 
 from msgsuite.amqp import connection_parameters
-from msgsuite.settings import BrokerSettings, MissingSetting, optional
+from msgsuite.settings import BrokerSettings, InvalidSetting, optional
 
 from .consumer import REASON_HEADER
 
@@ -38,8 +38,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PREVIEW_CHARS = 40
 # What the broker itself adds when it dead-letters (a reject, an expiry): the
 # story of the last refusal, not part of the message.
-BROKER_DEATH_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
-BROKER_DEATH_HEADERS += ("x-last-death-exchange", "x-last-death-queue", "x-last-death-reason")
+BROKER_DEATH_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 
 class Channel(Protocol):
@@ -61,7 +68,8 @@ class DeadLetter:
 
     @property
     def message_id(self) -> str | None:
-        return self.properties.message_id
+        message_id: str | None = self.properties.message_id
+        return message_id
 
     @property
     def reason(self) -> str:
@@ -120,7 +128,9 @@ def resend(channel: Channel, broker: BrokerSettings, letters: Sequence[DeadLette
     one: that letter and the ones after it stay in the dead-letter queue.
     """
     for letter in letters:
-        channel.basic_publish(broker.exchange, broker.queue, letter.body, letter.properties_to_resend(), mandatory=True)
+        channel.basic_publish(
+            broker.exchange, broker.routing_key, letter.body, letter.properties_to_resend(), mandatory=True
+        )
         channel.basic_ack(letter.delivery_tag)
         print(f"resent {letter.message_id or '-'}", file=out, flush=True)
 
@@ -177,7 +187,7 @@ def run(
 
 def _broker_failure(error: Exception, broker: BrokerSettings) -> str:
     if isinstance(error, pika.exceptions.UnroutableError):
-        return f"the broker has no queue bound for {broker.queue!r} on exchange {broker.exchange!r}"
+        return f"the broker has no queue bound for {broker.routing_key!r} on exchange {broker.exchange!r}"
     if isinstance(error, pika.exceptions.NackError):
         return "the broker did not accept a re-publish"
     if isinstance(error, pika.exceptions.ChannelClosedByBroker):
@@ -193,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
         broker = BrokerSettings.from_env()
-    except MissingSetting as error:
+    except InvalidSetting as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
     return run(args, broker, optional("RABBITMQ_DEAD_LETTER_QUEUE", "messages.dead-letter"))

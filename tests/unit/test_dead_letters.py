@@ -14,7 +14,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_server.consumer import REASON_HEADER
 from rabbitmq_server.dead_letters import EXIT_FAILED, EXIT_OK, EXIT_USAGE, DeadLetter, main, parse, run
 
-BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "messages", "messages.dead-letter")
+BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "messages", "messages", "messages.dead-letter")
 QUEUE = "messages.dead-letter"
 
 
