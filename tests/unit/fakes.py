@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2
 import psycopg2.errors
 
+from msgsuite.database import MessageRefused
 from msgsuite.messages import StoredMessage, Via
 
 CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -108,3 +110,44 @@ class FakePool:
         if self.failure is not None:
             raise self.failure
         yield FakeConnection(self.database)
+
+
+class FakeStoreFunction:
+    """msgsuite.store.store_messages without a database: one call is one transaction, all or nothing.
+
+    A text in `refused` makes the database refuse its transaction; `failure` is raised instead of storing.
+    A key stored before answers its original record with repeated=True.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.records: list[StoredMessage] = []
+        self.transactions: list[list[str]] = []
+        self.refused: set[str] = set()
+        self.failure: BaseException | None = None
+        self._by_key: dict[str, StoredMessage] = {}
+
+    def __call__(self, pool: object, via: Via, texts: Sequence[str], keys: Sequence[str | None]) -> list[StoredMessage]:
+        self.transactions.append(list(texts))
+        if self.failure is not None:
+            raise self.failure
+        for text in texts:
+            if text in self.refused:
+                raise MessageRefused(f'new row for relation "messages" violates check constraint "no_{text}"')
+        stored = []
+        for text, key in zip(texts, keys, strict=True):
+            if key is not None and key in self._by_key:
+                stored.append(replace(self._by_key[key], repeated=True))
+                continue
+            new = StoredMessage(len(self.records) + 1, via, text, CREATED_AT, key)
+            self.records.append(new)
+            if key is not None:
+                self._by_key[key] = new
+            stored.append(new)
+        return stored
+
+    @property
+    def stored_texts(self) -> list[str]:
+        return [r.message for r in self.records]
