@@ -13,6 +13,8 @@ import pytest
 
 from msgsuite import crash
 
+from .conftest import Exits
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -90,27 +92,6 @@ def test_a_group_commit_writer_that_fails_outside_the_store_ends_the_process() -
         """
     )
     assert_crashed(result, "thread group-commit", "AssertionError: the writer's own bug")
-
-
-class Exits:
-    """os._exit, recorded instead of done."""
-
-    def __init__(self) -> None:
-        self.codes: list[int] = []
-        self.called = threading.Event()
-
-    def __call__(self, code: int) -> None:
-        self.codes.append(code)
-        self.called.set()
-
-
-@pytest.fixture
-def exits(monkeypatch: pytest.MonkeyPatch) -> Exits:
-    recorder = Exits()
-    monkeypatch.setattr(crash.os, "_exit", recorder)
-    monkeypatch.setattr(crash.logging, "shutdown", lambda: None)  # keep pytest's log capture working
-    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored after the test
-    return recorder
 
 
 def test_or_exit_passes_arguments_through_and_does_nothing_when_the_function_succeeds(exits: Exits) -> None:
