@@ -36,15 +36,26 @@ def record(message_id: int, message: str = "", via: Via = Via.REST, key: str | N
 
 
 class FakeDatabase:
-    """The rows the read queries of msgsuite/store.py see: the messages table and the stream row."""
+    """The rows the read queries of msgsuite/store.py see: the messages table and the stream row.
+
+    failures["FROM stream"] = [None, error] answers the first such statement and raises on the second.
+    """
 
     def __init__(self, records: list[StoredMessage] | None = None, epoch: str = "e1") -> None:
         self.records = list(records or [])
         self.epoch = epoch
         self.statements: list[str] = []
+        self.failures: dict[str, list[BaseException | None]] = {}
 
     def answer(self, sql: str, params: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
         self.statements.append(sql)
+        for fragment, script in self.failures.items():
+            if fragment in sql and script:
+                failure = script.pop(0)
+                if failure is not None:
+                    raise failure
+        if sql.startswith("LISTEN "):
+            return []
         if "FROM stream" in sql:
             return [(self.epoch, max((r.id for r in self.records), default=0))]
         if "FROM messages WHERE id > " in sql:
