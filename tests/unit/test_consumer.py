@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from pika.spec import Basic, BasicProperties
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable
 from msgsuite.messages import StoredMessage, Via
 from msgsuite.settings import BrokerSettings
+from rabbitmq_server import __main__ as server
 from rabbitmq_server import consumer as consumer_module
 from rabbitmq_server.consumer import REASON_HEADER, Consumer
 
+from .conftest import Exits
 from .fakes import FakePool, FakeStoreFunction
 
 BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "messages", "messages.dead-letter")
@@ -296,3 +299,35 @@ def test_the_liveness_file_is_touched_after_progress_only(harness: Harness, monk
     progress = [e for e in harness.events if e[0] in {"ack", "declare", "touch"}]
     assert progress == [("ack", 2, True), ("touch",), ("declare", "messages", True), ("touch",)]
     assert not broker.is_open  # closed: the broker redelivers what was not acknowledged
+
+
+def test_an_error_escaping_the_consumer_ends_the_process(
+    monkeypatch: pytest.MonkeyPatch, exits: Exits, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name, value in {
+        "POSTGRES_HOST": "db",
+        "POSTGRES_DB": "messages",
+        "POSTGRES_USER": "suite",
+        "POSTGRES_PASSWORD": "secret",
+        "RABBITMQ_HOST": "rabbitmq",
+        "RABBITMQ_USER": "suite",
+        "RABBITMQ_PASSWORD": "secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    class FailingConsumer:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+        def run(self) -> None:
+            raise DatabaseFailure("odd (SQLSTATE XX000)")
+
+    monkeypatch.setattr(server, "Consumer", FailingConsumer)
+    monkeypatch.setattr(server.shutdown, "on_stop", lambda callback: None)  # no signal handlers in pytest
+    monkeypatch.setattr(server.logs, "configure", logging.getLogger)  # leave pytest's logging alone
+    server.main()
+    assert exits.codes == [70]
+    assert any(r.exc_info and r.exc_info[0] is DatabaseFailure for r in caplog.records if r.name == "msgsuite.crash")
