@@ -64,6 +64,7 @@ def senders(stack: Stack) -> dict[str, Callable[[], Sender]]:
         user="suite",
         password=stack.secret("rabbitmq_password"),
         exchange="messages",
+        routing_key="messages",
         queue="messages",
         dead_letter_exchange="messages.dead-letter",
     )

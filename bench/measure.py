@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 from websockets.asyncio.client import connect as async_connect
 
-from msgsuite.client import Sender
+from msgsuite.client import Sender, close_sender
+from msgsuite.per_thread import PerThread
 
 from .listener import TimingListener
 
@@ -24,10 +26,10 @@ SenderFactory = Callable[[], Sender]
 @dataclass(frozen=True)
 class Target:
     hub_url: str
-    database: dict[str, object]  # psycopg2.connect keyword arguments
+    database: dict[str, Any]  # psycopg2.connect keyword arguments
 
     def total(self) -> int:
-        with psycopg2.connect(**self.database) as conn, conn.cursor() as cursor:  # type: ignore[arg-type]
+        with psycopg2.connect(**self.database) as conn, conn.cursor() as cursor:
             cursor.execute("SELECT total FROM stream")
             return int(cursor.fetchone()[0])
 
@@ -44,15 +46,16 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
     """Messages per second of the store transaction itself, issued straight at PostgreSQL."""
     chunks = _chunks(_texts(n), batch)
-    local = threading.local()
-    connections = []
+
+    def connect() -> psycopg2.extensions.connection:
+        conn: psycopg2.extensions.connection = psycopg2.connect(**target.database)
+        conn.autocommit = True  # as the servers: the statement is the transaction
+        return conn
+
+    connections = PerThread(connect, lambda conn: conn.close())
 
     def store(chunk: list[str]) -> None:
-        if not hasattr(local, "conn"):
-            local.conn = psycopg2.connect(**target.database)  # type: ignore[arg-type]
-            local.conn.autocommit = True  # as the servers: the statement is the transaction
-            connections.append(local.conn)
-        with local.conn.cursor() as cursor:
+        with connections.get().cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM store_messages('REST', %s::text[], %s::text[])",
                 (chunk, [str(uuid.uuid4()) for _ in chunk]),
@@ -63,8 +66,7 @@ def ceiling(target: Target, concurrency: int, n: int, batch: int) -> float:
         started = time.perf_counter()
         list(pool.map(store, chunks[concurrency:]))
         elapsed = time.perf_counter() - started
-    for conn in connections:
-        conn.close()
+    connections.close_all()
     return sum(len(c) for c in chunks[concurrency:]) / elapsed
 
 
@@ -74,24 +76,19 @@ def _send_all(
     chunks: list[list[str]],
     on_start: Callable[[list[str]], None] = lambda chunk: None,
 ) -> None:
-    local = threading.local()
-    senders: list[Sender] = []
+    senders = PerThread(make_sender, close_sender)
 
     def send(chunk: list[str]) -> None:
-        if not hasattr(local, "sender"):
-            local.sender = make_sender()
-            senders.append(local.sender)
         on_start(chunk)
         keys = [str(uuid.uuid4()) for _ in chunk]
         if len(chunk) == 1:
-            local.sender.send(chunk[0], keys[0])
+            senders.get().send(chunk[0], keys[0])
         else:
-            local.sender.send_batch(chunk, keys)
+            senders.get().send_batch(chunk, keys)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(send, chunks))
-    for sender in senders:
-        sender.close()
+    senders.close_all()
 
 
 def _wait_for_total(target: Target, total: int, timeout: float = 120) -> None:
@@ -137,14 +134,10 @@ def latency(target: Target, make_sender: SenderFactory, rate: int, seconds: floa
     texts = _texts(max(1, int(rate * seconds)))
     scheduled: dict[str, float] = {}
     listener = TimingListener(target.hub_url, after=target.total())
-    local = threading.local()
-    senders: list[Sender] = []
+    senders = PerThread(make_sender, close_sender)
 
     def send(text: str) -> None:
-        if not hasattr(local, "sender"):
-            local.sender = make_sender()
-            senders.append(local.sender)
-        local.sender.send(text, str(uuid.uuid4()))
+        senders.get().send(text, str(uuid.uuid4()))
 
     try:
         with ThreadPoolExecutor(workers) as pool:
@@ -164,8 +157,7 @@ def latency(target: Target, make_sender: SenderFactory, rate: int, seconds: floa
             time.sleep(0.01)
     finally:
         listener.close()
-        for sender in senders:
-            sender.close()
+        senders.close_all()
     waits = sorted((listener.arrived_by_text[t] - scheduled[t]) * 1000 for t in texts)
     span = max(listener.arrived_by_text[t] for t in texts) - started
     return Latency(rate, _percentile(waits, 50), _percentile(waits, 95), _percentile(waits, 99), len(texts) / span)
@@ -214,7 +206,7 @@ def preload(target: Target, rows: int) -> None:
     Then settles the table as time would (VACUUM ANALYZE, CHECKPOINT), so the
     measurement after it sees a large table, not autovacuum catching up.
     """
-    with psycopg2.connect(**target.database) as conn, conn.cursor() as cursor:  # type: ignore[arg-type]
+    with psycopg2.connect(**target.database) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT total FROM stream FOR UPDATE")
         total = cursor.fetchone()[0]
         cursor.execute(
@@ -225,7 +217,7 @@ def preload(target: Target, rows: int) -> None:
         cursor.execute("UPDATE stream SET total = %s", (total + rows,))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
     conn.close()
-    conn = psycopg2.connect(**target.database)  # type: ignore[arg-type]
+    conn = psycopg2.connect(**target.database)
     conn.autocommit = True  # VACUUM refuses to run inside a transaction block
     try:
         with conn.cursor() as cursor:

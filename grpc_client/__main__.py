@@ -12,8 +12,8 @@ from .sender import GrpcSender
 
 
 def sender_factory() -> Callable[[], Sender]:
-    target = optional("GRPC_TARGET", "grpc-server:50051")
-    timeout = integer("CLIENT_TIMEOUT_SECONDS", 10)
+    """Reads the client's settings once; the factory makes one sender per worker thread."""
+    target, timeout = optional("GRPC_TARGET", "grpc-server:50051"), integer("CLIENT_TIMEOUT_SECONDS", 10)
     return lambda: GrpcSender(target, timeout)
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.client import Receipt, Rejected, Unreachable
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 
@@ -31,7 +36,7 @@ class GrpcSender:
         response = self._call(self._stub.SendMessageBatch, request)
         return [Receipt(id=item.id, repeated=item.repeated) for item in response.messages]
 
-    def _call(self, method, request):  # type: ignore[no-untyped-def]
+    def _call(self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request) -> Response:
         try:
             return method(request, timeout=self._timeout)
         except grpc.RpcError as error:

@@ -6,13 +6,14 @@ import logging
 import sys
 import threading
 from concurrent import futures
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
-from msgsuite import crash, logs, shutdown
+from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
@@ -20,11 +21,28 @@ from msgsuite.store import MessageStore
 
 from .service import MessageService
 
-SERVICE_NAME = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
+MESSAGE_SERVICE = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
 # A valid batch is at most 1000 messages of 4096 characters (16 KiB of UTF-8
 # each); larger requests are refused by gRPC itself with RESOURCE_EXHAUSTED.
 MAX_REQUEST_BYTES = 17 * 1024 * 1024
 GRACE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class GrpcServerSettings:
+    database: DatabaseSettings
+    port: int
+    workers: int  # calls served at once
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls) -> GrpcServerSettings:
+        return cls(
+            DatabaseSettings.from_env("grpc-server"),
+            integer("GRPC_PORT", 50051),
+            integer("GRPC_WORKERS", 16),
+            integer("METRICS_PORT", 9464),
+        )
 
 
 def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stopping: threading.Event) -> None:
@@ -47,7 +65,7 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
             status = (
                 health_pb2.HealthCheckResponse.SERVING if now_serving else health_pb2.HealthCheckResponse.NOT_SERVING
             )
-            for name in ("", SERVICE_NAME):
+            for name in ("", MESSAGE_SERVICE):
                 servicer.set(name, status)
             if now_serving:
                 log.info("database reachable, reporting SERVING")
@@ -57,22 +75,21 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
 
 def main() -> int:
     log = logs.configure("grpc-server")
-    settings, port, workers = load_or_exit(
-        log, lambda: (DatabaseSettings.from_env(), integer("GRPC_PORT", 50051), integer("GRPC_WORKERS", 16))
-    )
+    settings = load_or_exit(log, GrpcServerSettings.from_env)
     crash.exit_on_thread_errors()
-    pool = ConnectionPool(settings)
+    metrics.serve(settings.metrics_port)
+    pool = ConnectionPool(settings.database)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers),
+        futures.ThreadPoolExecutor(max_workers=settings.workers),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(MessageStore(pool, Via.GRPC)), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
+    for name in ("", MESSAGE_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    server.add_insecure_port(f"0.0.0.0:{port}")
+    reflection.enable_server_reflection((MESSAGE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    server.add_insecure_port(f"0.0.0.0:{settings.port}")
 
     def stop() -> None:
         log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
@@ -81,7 +98,7 @@ def main() -> int:
 
     stopping = shutdown.on_stop(stop)
     server.start()
-    log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
+    log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
     threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
     server.wait_for_termination()
     pool.close()

@@ -5,14 +5,20 @@ from __future__ import annotations
 import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 
 def main(argv: list[str]) -> int:
     target = argv[0] if argv else "localhost:50051"
     with grpc.insecure_channel(target) as channel:
+        # The method itself rather than health_pb2_grpc.HealthStub, whose stubs do not declare Check.
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
         try:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
+            response: health_pb2.HealthCheckResponse = check(health_pb2.HealthCheckRequest(), timeout=3)
         except grpc.RpcError as error:
             print(f"unhealthy: {error.code().name}", file=sys.stderr)
             return 1

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .backoff import Backoff
-from .client import Receipt, Rejected, Sender, Unreachable
+from .client import Receipt, Rejected, Sender, Unreachable, close_sender
 from .messages import MAX_BATCH
-from .settings import MissingSetting
+from .per_thread import PerThread
+from .settings import InvalidSetting
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RETRY_BACKOFF = Backoff()
@@ -233,25 +234,17 @@ def run(
     plan = parse_plan(prog, sys.argv[1:] if argv is None else argv, stdin)
     try:
         make_sender = sender_factory_from_env()
-    except MissingSetting as error:
+    except InvalidSetting as error:
         print(f"{prog}: {error}", file=stderr)
         return EXIT_USAGE
     tally = Tally()
     out_lock = threading.Lock()
-    local = threading.local()
-    senders: list[Sender] = []
-
-    def sender() -> Sender:
-        if not hasattr(local, "sender"):
-            local.sender = make_sender()
-            with out_lock:
-                senders.append(local.sender)
-        return local.sender
+    senders = PerThread(make_sender, close_sender)
 
     def send_chunk(first_number: int, texts: list[str]) -> None:
         keys = [plan.fixed_key or str(uuid.uuid4()) for _ in texts]
         try:
-            receipts = deliver(sender(), texts, keys, plan.retries)
+            receipts = deliver(senders.get(), texts, keys, plan.retries)
         except (Rejected, Unreachable) as error:
             kind = "rejected" if isinstance(error, Rejected) else "not delivered"
             which = (
@@ -293,8 +286,7 @@ def run(
         print(f"{prog}: interrupted", file=stderr)
         return EXIT_FAILED
     finally:
-        for each in senders:
-            each.close()
+        senders.close_all()
     if tally.failed:
         print(f"{prog}: {tally.failed} of {tally.done + tally.failed} messages failed", file=stderr)
         return EXIT_FAILED

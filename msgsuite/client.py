@@ -38,3 +38,7 @@ class Sender(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def close_sender(sender: Sender) -> None:
+    sender.close()

@@ -96,7 +96,7 @@ class ConnectionPool:
 
     def _open(self) -> psycopg2.extensions.connection:
         try:
-            conn = psycopg2.connect(**self._settings.connect_kwargs())
+            conn: psycopg2.extensions.connection = psycopg2.connect(**self._settings.connect_kwargs())
         except psycopg2.Error as error:
             raise classify(error) from error
         # Each statement is its own transaction, committed before its result

@@ -28,7 +28,8 @@ def liveness_is_fresh(path: str | Path, max_age: float) -> bool:
 def http_is_healthy(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            status: int = response.status
+            return 200 <= status < 300
     except (urllib.error.URLError, OSError):
         return False
 

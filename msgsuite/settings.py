@@ -1,4 +1,10 @@
-"""Settings read from the environment; a missing one stops the process at start."""
+"""Settings read from the environment, once, at start; a missing or malformed one stops the process.
+
+Each service has one settings object (a frozen dataclass with `from_env`,
+in its own package), built from the readers below and the shared
+DatabaseSettings / BrokerSettings. tests/unit/test_settings_documented.py
+checks that every variable read here is in .env.example and the README.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-class MissingSetting(RuntimeError):
-    """A required environment variable is not set."""
+class InvalidSetting(RuntimeError):
+    """A required environment variable is not set, or a value cannot be used."""
 
 
 def load_or_exit(log: logging.Logger, read: Callable[[], T]) -> T:
-    """Reads a service's settings; when one is missing, says which in one line and exits 2."""
+    """Reads a service's settings; when one is missing or malformed, says which in one line and exits 2."""
     try:
         return read()
-    except MissingSetting as error:
+    except InvalidSetting as error:
         log.error("cannot start: %s", error)
         raise SystemExit(2) from None
 
@@ -28,7 +34,7 @@ def load_or_exit(log: logging.Logger, read: Callable[[], T]) -> T:
 def required(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
-        raise MissingSetting(f"environment variable {name} is required")
+        raise InvalidSetting(f"environment variable {name} is required")
     return value
 
 
@@ -41,7 +47,7 @@ def integer(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise MissingSetting(f"environment variable {name} must be a whole number, not {raw!r}") from None
+        raise InvalidSetting(f"environment variable {name} must be a whole number, not {raw!r}") from None
 
 
 def secret(name: str) -> str:
@@ -50,13 +56,24 @@ def secret(name: str) -> str:
         return os.environ[name]
     path = os.environ.get(f"{name}_FILE")
     if not path:
-        raise MissingSetting(f"environment variable {name} or {name}_FILE is required")
+        raise InvalidSetting(f"environment variable {name} or {name}_FILE is required")
     try:
         value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise MissingSetting(f"{name}_FILE={path} cannot be read: {error.strerror}") from None
+        raise InvalidSetting(f"{name}_FILE={path} cannot be read: {error.strerror}") from None
     if not value:
-        raise MissingSetting(f"{name}_FILE={path} is empty")
+        raise InvalidSetting(f"{name}_FILE={path} is empty")
+    return value
+
+
+def number(name: str, default: float) -> float:
+    raw = optional(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSetting(f"environment variable {name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise InvalidSetting(f"environment variable {name} must be greater than 0, not {raw!r}")
     return value
 
 
@@ -68,9 +85,10 @@ class DatabaseSettings:
     user: str
     password: str
     pool_size: int
+    application_name: str  # the service's name: pg_stat_activity shows who holds what
 
     @classmethod
-    def from_env(cls) -> DatabaseSettings:
+    def from_env(cls, application_name: str) -> DatabaseSettings:
         return cls(
             host=required("POSTGRES_HOST"),
             port=integer("POSTGRES_PORT", 5432),
@@ -78,9 +96,10 @@ class DatabaseSettings:
             user=required("POSTGRES_USER"),
             password=secret("POSTGRES_PASSWORD"),
             pool_size=integer("DATABASE_POOL_SIZE", 8),
+            application_name=application_name,
         )
 
-    def connect_kwargs(self) -> dict[str, object]:
+    def connect_kwargs(self) -> dict[str, Any]:
         return {
             "host": self.host,
             "port": self.port,
@@ -88,7 +107,7 @@ class DatabaseSettings:
             "user": self.user,
             "password": self.password,
             "connect_timeout": 5,
-            "application_name": optional("SERVICE_NAME", "msgsuite"),
+            "application_name": self.application_name,
         }
 
 
@@ -98,8 +117,9 @@ class BrokerSettings:
     port: int
     user: str
     password: str
-    exchange: str
-    queue: str
+    exchange: str  # where publishers send
+    routing_key: str  # what they send with; the exchange routes it to the queue
+    queue: str  # what the consumer reads
     dead_letter_exchange: str
 
     @classmethod
@@ -110,6 +130,7 @@ class BrokerSettings:
             user=required("RABBITMQ_USER"),
             password=secret("RABBITMQ_PASSWORD"),
             exchange=optional("RABBITMQ_EXCHANGE", "messages"),
+            routing_key=optional("RABBITMQ_ROUTING_KEY", "messages"),
             queue=optional("RABBITMQ_QUEUE", "messages"),
             dead_letter_exchange=optional("RABBITMQ_DEAD_LETTER_EXCHANGE", "messages.dead-letter"),
         )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg2.extensions
 
-from .database import ConnectionPool
+from . import metrics
+from .database import ConnectionPool, DatabaseUnavailable, MessageRefused
 from .group_commit import GroupCommitter
-from .messages import StoredMessage, Via, validate_batch
+from .messages import InvalidMessage, StoredMessage, Via, validate_batch
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
 
@@ -33,14 +35,22 @@ def store_messages(
     """
     if len(texts) != len(keys):
         raise ValueError("one key (or None) is needed per text")
-    with pool.connection() as conn, conn.cursor() as cursor:
-        cursor.execute(
-            "SELECT id, via, message, created_at, idempotency_key, repeated"
-            " FROM store_messages(%s, %s::text[], %s::text[])",
-            (via.value, list(texts), list(keys)),
-        )
-        rows = cursor.fetchall()
+    started = time.perf_counter()
+    try:
+        with pool.connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, via, message, created_at, idempotency_key, repeated"
+                " FROM store_messages(%s, %s::text[], %s::text[])",
+                (via.value, list(texts), list(keys)),
+            )
+            rows = cursor.fetchall()
+    except DatabaseUnavailable:
+        metrics.DATABASE_UNAVAILABLE.labels(via.value).inc()
+        raise
+    metrics.STORE_SECONDS.labels(via.value).observe(time.perf_counter() - started)
+    metrics.GROUP_MESSAGES.labels(via.value).observe(len(texts))
     records = [_record(row[:5], repeated=row[5]) for row in rows]
+    metrics.MESSAGES_STORED.labels(via.value).inc(sum(1 for record in records if not record.repeated))
     if log.isEnabledFor(logging.DEBUG):
         for record in records:
             log.debug(
@@ -53,11 +63,19 @@ class MessageStore:
     """How a server stores what it received: validated, then group-committed (see group_commit.py)."""
 
     def __init__(self, pool: ConnectionPool, via: Via) -> None:
+        self._via = via
         self._committer = GroupCommitter(lambda texts, keys: store_messages(pool, via, texts, keys))
 
     def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
         """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
-        return self._committer.store(validate_batch(list(texts), list(keys)), keys)
+        try:
+            return self._committer.store(validate_batch(list(texts), list(keys)), keys)
+        except InvalidMessage:
+            metrics.MESSAGES_REFUSED.labels(self._via.value, "invalid").inc(len(texts))
+            raise
+        except MessageRefused:
+            metrics.MESSAGES_REFUSED.labels(self._via.value, "database").inc(len(texts))
+            raise
 
 
 def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:
@@ -78,8 +96,10 @@ def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
     """The stream's epoch and its total so far."""
     with conn.cursor() as cursor:
         cursor.execute("SELECT epoch::text, total FROM stream")
-        epoch, total = cursor.fetchone()
-    return epoch, total
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the stream table has no row: the schema is damaged")
+    return str(row[0]), int(row[1])
 
 
 def _record(row: Sequence[Any], repeated: bool = False) -> StoredMessage:

@@ -8,6 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$here"
-python -m grpc_tools.protoc -I . --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
+# Typed stubs of the service classes for mypy, where mypy-protobuf is installed
+# (the test environment; the images do not need them).
+typed=()
+if command -v protoc-gen-mypy_grpc >/dev/null 2>&1; then typed=(--mypy_grpc_out="$out"); fi
+python -m grpc_tools.protoc -I . --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" "${typed[@]}" \
   $(find . -name '*.proto' | sort)
 echo "generated gRPC code in $out"

@@ -53,7 +53,9 @@ class AmqpSender:
             content_type="text/plain",
             content_encoding="utf-8",
         )
-        channel.basic_publish(self._settings.exchange, self._settings.queue, body, properties, mandatory=mandatory)
+        channel.basic_publish(
+            self._settings.exchange, self._settings.routing_key, body, properties, mandatory=mandatory
+        )
 
     def send(self, text: str, key: str) -> Receipt:
         self._guarded(lambda: self._publish(self._confirm_channel(), text, key, mandatory=True))
@@ -73,7 +75,7 @@ class AmqpSender:
         try:
             publish()
         except pika.exceptions.UnroutableError:
-            raise Unreachable(f"the broker has no queue bound for {self._settings.queue!r}") from None
+            raise Unreachable(f"the broker has no queue bound for {self._settings.routing_key!r}") from None
         except pika.exceptions.NackError:
             raise Unreachable("the broker did not accept the message") from None
         except (pika.exceptions.AMQPError, OSError) as error:

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
-from msgsuite import crash, logs, shutdown
+from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool
 from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
 
 from .consumer import Consumer
 
 
-def main() -> int:
-    log = logs.configure("rabbitmq-server")
-    database, broker, prefetch, liveness_file = load_or_exit(
-        log,
-        lambda: (
-            DatabaseSettings.from_env(),
+@dataclass(frozen=True)
+class ConsumerSettings:
+    database: DatabaseSettings
+    broker: BrokerSettings
+    prefetch: int  # deliveries held at once, and so the most stored in one transaction
+    liveness_file: str  # touched on progress; the healthcheck reads its age
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls) -> ConsumerSettings:
+        return cls(
+            DatabaseSettings.from_env("rabbitmq-server"),
             BrokerSettings.from_env(),
             integer("RABBITMQ_PREFETCH", 500),
             optional("LIVENESS_FILE", "/tmp/rabbitmq-server.alive"),
-        ),
-    )
+            integer("METRICS_PORT", 9464),
+        )
+
+
+def main() -> int:
+    log = logs.configure("rabbitmq-server")
+    settings = load_or_exit(log, ConsumerSettings.from_env)
+    database, broker = settings.database, settings.broker
     crash.exit_on_thread_errors()
+    metrics.serve(settings.metrics_port)
     pool = ConnectionPool(database, size=1)
-    consumer = Consumer(broker, pool, prefetch, liveness_file)
+    consumer = Consumer(broker, pool, settings.prefetch, settings.liveness_file)
     shutdown.on_stop(consumer.stop)
     log.info("starting: broker %s:%d, database %s:%d", broker.host, broker.port, database.host, database.port)
     try:

@@ -27,8 +27,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from msgsuite import metrics
 from msgsuite.amqp import connection_parameters
-from msgsuite.backoff import Backoff
+from msgsuite.backoff import Backoff, Reconnecting, keep_connected
 from msgsuite.database import ConnectionPool, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import InvalidMessage, StoredMessage, Via, decode_text, validate_key
 from msgsuite.probe import touch
@@ -42,6 +43,14 @@ REASON_HEADER = "x-rejection-reason"
 # While no delivery arrives, a passive queue declaration every few seconds
 # proves that the broker still answers; the liveness file records it.
 IDLE_ROUND_TRIP_SECONDS = 5.0
+
+DELIVERIES = metrics.counter("msgsuite_amqp_deliveries", "AMQP deliveries received from the messages queue")
+REDELIVERED = metrics.counter("msgsuite_amqp_redelivered", "Deliveries the broker marked as redelivered")
+DEAD_LETTERED = metrics.counter(
+    "msgsuite_amqp_dead_lettered",
+    "Deliveries copied to the dead-letter queue: reason=invalid (broke a message rule) or database (refused by it)",
+    ["reason"],
+)
 
 
 @dataclass(frozen=True)
@@ -63,27 +72,14 @@ class Consumer:
         self._stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self._pending: list[Delivery] = []
+        self._reconnecting = Reconnecting("broker connection", log, cap=10)
 
     def stop(self) -> None:
         self._stopping.set()
 
     def run(self) -> None:
         """Consumes until stop(); reconnects with backoff whenever the broker goes away."""
-        delays = Backoff(cap=10).delays()
-        while not self._stopping.is_set():
-            try:
-                self._consume()
-                delays = Backoff(cap=10).delays()
-            except (pika.exceptions.AMQPError, OSError) as error:
-                if self._stopping.is_set():
-                    break
-                delay = next(delays)
-                log.warning(
-                    "broker connection lost (%s); reconnecting in %.1f s",
-                    type(error).__name__ + (f": {error}" if str(error) else ""),
-                    delay,
-                )
-                self._stopping.wait(delay)
+        keep_connected(self._consume, (pika.exceptions.AMQPError, OSError), self._reconnecting, self._stopping)
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(connection_parameters(self._broker, "rabbitmq-server"))
@@ -94,6 +90,7 @@ class Consumer:
             channel.basic_qos(prefetch_count=self._prefetch)
             channel.basic_consume(self._broker.queue, self._on_message, auto_ack=False)
             log.info("consuming queue %r (prefetch %d)", self._broker.queue, self._prefetch)
+            self._reconnecting.connected()
             proven_at = 0.0
             while not self._stopping.is_set():
                 # Returns as soon as deliveries were dispatched to _on_message.
@@ -117,10 +114,15 @@ class Consumer:
     def _on_message(
         self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties, body: bytes
     ) -> None:
+        DELIVERIES.inc()
+        if method.redelivered:
+            REDELIVERED.inc()
         try:
             text = decode_text(body)
             key = validate_key(properties.message_id)
         except InvalidMessage as error:
+            metrics.MESSAGES_REFUSED.labels(Via.RABBITMQ.value, "invalid").inc()
+            DEAD_LETTERED.labels("invalid").inc()
             self._dead_letter(channel, body, properties, method.redelivered, error.reason)
             channel.basic_ack(method.delivery_tag)
             return
@@ -140,6 +142,8 @@ class Consumer:
                     break
                 if isinstance(outcome, MessageRefused):
                     reason = f"the database refused the message: {outcome.reason}"
+                    metrics.MESSAGES_REFUSED.labels(Via.RABBITMQ.value, "database").inc()
+                    DEAD_LETTERED.labels("database").inc()
                     self._dead_letter(channel, delivery.body, delivery.properties, delivery.redelivered, reason)
                 elif isinstance(outcome, Exception):
                     failure = outcome
@@ -183,7 +187,7 @@ class Consumer:
             delivery_mode=pika.DeliveryMode.Persistent,
             headers=headers,
         )
-        channel.basic_publish(self._broker.dead_letter_exchange, self._broker.queue, body, copy, mandatory=True)
+        channel.basic_publish(self._broker.dead_letter_exchange, self._broker.routing_key, body, copy, mandatory=True)
         log.warning(
             "rejected delivery to the dead-letter queue: %s (message_id=%r, redelivered=%s)",
             reason,

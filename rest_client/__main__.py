@@ -12,8 +12,8 @@ from .sender import RestSender
 
 
 def sender_factory() -> Callable[[], Sender]:
-    base_url = optional("REST_URL", "http://rest-server:8000")
-    timeout = integer("CLIENT_TIMEOUT_SECONDS", 10)
+    """Reads the client's settings once; the factory makes one sender per worker thread."""
+    base_url, timeout = optional("REST_URL", "http://rest-server:8000"), integer("CLIENT_TIMEOUT_SECONDS", 10)
     return lambda: RestSender(base_url, timeout)
 
 

@@ -58,7 +58,8 @@ class RestSender:
                     continue  # the server closed an idle kept-alive connection: once more on a new one
                 raise Unreachable(f"{type(error).__name__}: {error}") from None
         if status in (200, 201):
-            return json.loads(raw)  # type: ignore[no-any-return]
+            record: dict[str, Any] = json.loads(raw)
+            return record
         reason = f"HTTP {status}: {_detail(raw)}"
         if status in RETRYABLE_STATUS:
             raise Unreachable(reason)

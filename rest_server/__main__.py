@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import uvicorn
 
@@ -15,19 +16,30 @@ from msgsuite.store import MessageStore
 from .app import create_app
 
 
+@dataclass(frozen=True)
+class RestServerSettings:
+    database: DatabaseSettings
+    port: int
+
+    @classmethod
+    def from_env(cls) -> RestServerSettings:
+        return cls(DatabaseSettings.from_env("rest-server"), integer("REST_PORT", 8000))
+
+
 def main() -> int:
     log = logs.configure("rest-server")
-    settings, port = load_or_exit(log, lambda: (DatabaseSettings.from_env(), integer("REST_PORT", 8000)))
+    settings = load_or_exit(log, RestServerSettings.from_env)
     crash.exit_on_thread_errors()
-    pool = ConnectionPool(settings)
-    log.info("listening on port %d, database %s:%d", port, settings.host, settings.port)
+    pool = ConnectionPool(settings.database)
+    log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.
     uvicorn.run(
         create_app(MessageStore(pool, Via.REST), pool),
         host="0.0.0.0",
-        port=port,
+        port=settings.port,
         access_log=False,
         log_level="warning",
+        log_config=None,  # uvicorn logs through ours (text or JSON)
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,

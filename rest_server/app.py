@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.types import ASGIApp
 
+from msgsuite import metrics
 from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
-from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage
+from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
 from msgsuite.store import MessageStore, message_by_id, messages_after
 
 from .request_gate import RequestGate
@@ -107,6 +108,7 @@ def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        metrics.MESSAGES_REFUSED.labels(Via.REST.value, "invalid").inc()
         reasons = []
         for item in error.errors():
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
@@ -165,6 +167,10 @@ def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
         if record is None:
             return _problem(404, f"no message with id {message_id}")
         return record.as_json()
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_exposition() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/health", summary="200 when the database answers, 503 when it does not")
     def health() -> Any:

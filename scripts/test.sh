@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 bash scripts/prepare.sh
 venv=.venv-test
 
+echo "== types (mypy --strict)"
+"$venv/bin/mypy"
+
 echo "== unit tests"
 "$venv/bin/python" -m pytest tests/unit -q
 

@@ -19,14 +19,15 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from msgsuite import crash, logs
-from msgsuite.backoff import Backoff
+from msgsuite import crash, logs, metrics
+from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
-from msgsuite.settings import load_or_exit, optional, required
+from msgsuite.settings import integer, load_or_exit, optional, required
 
 from .cursor import Cursor, CursorFile
 
@@ -35,6 +36,9 @@ log = logging.getLogger("websocket-client")
 KEEPALIVE_SECONDS = 10.0
 LIVENESS_WINDOW_SECONDS = 30.0  # the compose healthcheck's window
 _TOUCH_EVERY_SECONDS = 1.0  # at most one file touch per second, whatever the frame rate
+
+LAST_ID = metrics.gauge("msgsuite_client_last_id", "Id of the last notification printed")
+LINES_PRINTED = metrics.counter("msgsuite_client_lines_printed", "Notification lines printed")
 
 
 class Liveness:
@@ -63,13 +67,14 @@ async def keep_alive(websocket: ClientConnection, liveness: Liveness) -> None:
 async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> None:
     """Prints frames forever; returns never, raises on a frame it cannot read."""
     cursor = cursor_file.load()
-    delays = Backoff(cap=5).delays()
+    LAST_ID.set(cursor.last_id)
+    reconnecting = Reconnecting("hub connection", log, cap=5)
     while True:
         url = f"{hub_url}?{cursor.query()}"
         try:
             async with connect(url, compression=None, open_timeout=10) as websocket:
                 log.info("connected to %s", url)
-                delays = Backoff(cap=5).delays()
+                reconnecting.connected()
                 pinging = asyncio.create_task(keep_alive(websocket, liveness))
                 try:
                     async for raw in websocket:
@@ -77,12 +82,10 @@ async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> N
                         liveness.proven()
                 finally:
                     pinging.cancel()
-            reason = f"closed by the hub ({websocket.close_code} {websocket.close_reason})".strip()
+            reason: BaseException | str = f"closed by the hub ({websocket.close_code} {websocket.close_reason})"
         except (OSError, InvalidHandshake, WebSocketException, TimeoutError) as error:
-            reason = f"{type(error).__name__}: {error}"
-        delay = next(delays)
-        log.warning("hub connection ended: %s; reconnecting in %.1f s", reason, delay)
-        await asyncio.sleep(delay)
+            reason = error
+        await asyncio.sleep(reconnecting.lost(reason))
 
 
 def print_frame(frame: dict[str, object], cursor: Cursor, cursor_file: CursorFile) -> Cursor:
@@ -95,9 +98,28 @@ def print_frame(frame: dict[str, object], cursor: Cursor, cursor_file: CursorFil
     if epoch != cursor.epoch and cursor.epoch is not None:
         log.warning("the hub serves a new stream (epoch %s); printing it from the start", epoch)
     print(text, flush=True)
+    LINES_PRINTED.inc()
+    LAST_ID.set(frame_id)
     cursor = Cursor(epoch, frame_id)
     cursor_file.save(cursor)
     return cursor
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    hub_url: str
+    cursor_file: str  # where the epoch and last id printed are kept across restarts
+    liveness_file: str  # touched on frames and keep-alive answers; the healthcheck reads its age
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls) -> ListenerSettings:
+        return cls(
+            required("HUB_URL"),
+            optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json"),
+            optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
+            integer("METRICS_PORT", 9464),
+        )
 
 
 async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str) -> None:
@@ -118,17 +140,12 @@ async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str) -> None
 
 def main() -> int:
     logs.configure("websocket-client")
-    hub_url, cursor_file, liveness_file = load_or_exit(
-        log,
-        lambda: (
-            required("HUB_URL"),
-            CursorFile(optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json")),
-            optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
-        ),
-    )
+    settings = load_or_exit(log, ListenerSettings.from_env)
+    cursor_file = CursorFile(settings.cursor_file)
     log.info("starting from %s", cursor_file.load())
     crash.exit_on_thread_errors()
-    asyncio.run(run(hub_url, cursor_file, liveness_file))
+    metrics.serve(settings.metrics_port)
+    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file))
     return 0
 
 

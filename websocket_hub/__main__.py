@@ -3,37 +3,56 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 
 from websockets.asyncio.server import serve
 
 from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
-from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit, number
 
 from .follower import Follower
+from .frame_window import FrameWindow
 from .http_routes import Routes
 from .listeners import Listeners
-from .stream import Stream
 
 
-async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: float) -> None:
-    log = logs.configure("websocket-hub")
+@dataclass(frozen=True)
+class HubSettings:
+    database: DatabaseSettings
+    port: int
+    memory_frames: int  # newest frames kept in memory (up to twice this between trims)
+    slow_listener_seconds: float  # a send blocked this long cuts the listener off
+
+    @classmethod
+    def from_env(cls) -> HubSettings:
+        return cls(
+            DatabaseSettings.from_env("websocket-hub"),
+            integer("HUB_PORT", 8765),
+            integer("HUB_MEMORY_FRAMES", 20000),
+            number("HUB_SLOW_LISTENER_SECONDS", 10),
+        )
+
+
+async def run(settings: HubSettings) -> None:
+    log = logging.getLogger("websocket-hub")
     loop = asyncio.get_running_loop()
-    stream = Stream(capacity=memory)
-    follower = Follower(settings, stream, loop)
+    window = FrameWindow(capacity=settings.memory_frames)
+    follower = Follower(settings.database, window, loop)
     threading.Thread(target=follower.run, name="follower", daemon=True).start()
-    listeners = Listeners(stream, ConnectionPool(settings, size=2), send_timeout)
+    listeners = Listeners(window, ConnectionPool(settings.database, size=2), settings.slow_listener_seconds)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with serve(
         listeners.serve,
         "0.0.0.0",
-        port,
-        process_request=Routes(stream, listeners),
+        settings.port,
+        process_request=Routes(window, listeners),
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
         write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes
@@ -42,7 +61,7 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
         ping_interval=20,
         ping_timeout=20,
     ):
-        log.info("listening on port %d", port)
+        log.info("listening on port %d", settings.port)
         await stop.wait()
         log.info("stopping: closing %d listener connections", listeners.connected)
     follower.stopping.set()
@@ -51,17 +70,9 @@ async def run(settings: DatabaseSettings, port: int, memory: int, send_timeout: 
 
 def main() -> int:
     log = logs.configure("websocket-hub")
-    settings, port, memory, send_timeout = load_or_exit(
-        log,
-        lambda: (
-            DatabaseSettings.from_env(),
-            integer("HUB_PORT", 8765),
-            integer("HUB_MEMORY_FRAMES", 20000),
-            float(integer("HUB_SLOW_LISTENER_SECONDS", 10)),
-        ),
-    )
+    settings = load_or_exit(log, HubSettings.from_env)
     crash.exit_on_thread_errors()
-    asyncio.run(run(settings, port, memory, send_timeout))
+    asyncio.run(run(settings))
     return 0
 
 

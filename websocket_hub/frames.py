@@ -13,6 +13,7 @@ from msgsuite.notification import notification_text
 class Frame:
     id: int
     data: str
+    created_at: float  # POSIX seconds: when its message was stored
 
 
 def encode_frame(epoch: str, record: StoredMessage) -> Frame:
@@ -25,4 +26,4 @@ def encode_frame(epoch: str, record: StoredMessage) -> Frame:
         "created_at": record.created_at.isoformat(),
         "text": notification_text(record.via, record.message, record.total),
     }
-    return Frame(record.id, json.dumps(payload, ensure_ascii=False))
+    return Frame(record.id, json.dumps(payload, ensure_ascii=False), record.created_at.timestamp())

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from .listeners import BadRequest, Listeners, parse_subscription
-from .stream import Stream
+from msgsuite import metrics
 
-PAGE = (Path(__file__).parent / "page.html").read_bytes()
+from .frame_window import FrameWindow
+from .listeners import BadRequest, Listeners, parse_subscription
+
+LIVE_PAGE_HTML = (Path(__file__).parent / "page.html").read_bytes()
 NOTIFICATIONS_PATH = "/notifications"
 HEALTHY_WITHIN_SECONDS = 15.0
 
@@ -25,14 +28,19 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
     return Response(status, reason, headers, body)
 
 
-def _json(status: int, reason: str, payload: dict[str, object]) -> Response:
+def _json(status: int, reason: str, payload: Mapping[str, object]) -> Response:
     return _response(status, reason, json.dumps(payload).encode(), "application/json")
 
 
 class Routes:
-    def __init__(self, stream: Stream, listeners: Listeners) -> None:
-        self._stream = stream
+    def __init__(self, window: FrameWindow, listeners: Listeners) -> None:
+        self._window = window
         self._listeners = listeners
+        self._plain: dict[str, Callable[[], Response]] = {
+            "/": lambda: _response(200, "OK", LIVE_PAGE_HTML, "text/html; charset=utf-8"),
+            "/health": self._health,
+            "/metrics": lambda: _response(200, "OK", metrics.exposition(), metrics.CONTENT_TYPE),
+        }
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -44,20 +52,18 @@ class Routes:
             if "websocket" not in request.headers.get("Upgrade", "").lower():
                 return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
             return None
-        if path == "/health":
-            return self._health()
-        if path == "/":
-            return _response(200, "OK", PAGE, "text/html; charset=utf-8")
+        if path in self._plain:
+            return self._plain[path]()
         return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
 
     def _health(self) -> Response:
-        fresh = time.monotonic() - self._stream.database_ok_at <= HEALTHY_WITHIN_SECONDS
+        fresh = time.monotonic() - self._window.database_ok_at <= HEALTHY_WITHIN_SECONDS
         payload = {
-            "status": "ok" if fresh and self._stream.epoch else "database unreachable",
-            "epoch": self._stream.epoch,
-            "head": self._stream.head,
+            "status": "ok" if fresh and self._window.epoch else "database unreachable",
+            "epoch": self._window.epoch,
+            "head": self._window.head,
             "listeners": self._listeners.connected,
         }
-        if fresh and self._stream.epoch:
+        if fresh and self._window.epoch:
             return _json(200, "OK", payload)
         return _json(503, "Service Unavailable", payload)

@@ -11,15 +11,25 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from msgsuite import metrics
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
 from msgsuite.store import messages_after, stream_state
 
+from .frame_window import FrameWindow
 from .frames import Frame, encode_frame
-from .stream import Stream
 
 log = logging.getLogger("websocket-hub")
 
 BATCH = 500
+
+LISTENERS = metrics.gauge("msgsuite_hub_listeners", "Listeners connected now")
+FRAMES_SENT = metrics.counter("msgsuite_hub_frames_sent", "Frames written to listeners (one per listener per frame)")
+SLOW_LISTENERS_CUT = metrics.counter(
+    "msgsuite_hub_slow_listeners_disconnected", "Listeners cut off because they did not keep up"
+)
+CATCH_UP_READS = metrics.counter(
+    "msgsuite_hub_catch_up_reads", "Reads from the table for listeners further behind than memory"
+)
 _WHOLE_NUMBER = re.compile(r"\d{1,18}")
 _EPOCH = re.compile(r"[0-9a-fA-F-]{1,64}")
 
@@ -55,8 +65,8 @@ def parse_subscription(target: str) -> Subscription:
 
 
 class Listeners:
-    def __init__(self, stream: Stream, pool: ConnectionPool, send_timeout: float) -> None:
-        self._stream = stream
+    def __init__(self, window: FrameWindow, pool: ConnectionPool, send_timeout: float) -> None:
+        self._window = window
         self._pool = pool
         self._send_timeout = send_timeout
         self.connected = 0
@@ -64,6 +74,7 @@ class Listeners:
     async def serve(self, websocket: ServerConnection) -> None:
         subscription = parse_subscription(websocket.request.path if websocket.request else "")
         self.connected += 1
+        LISTENERS.set(self.connected)
         sender = asyncio.create_task(self._send_frames(websocket, subscription))
         refuser = asyncio.create_task(self._refuse_input(websocket))
         try:
@@ -77,6 +88,7 @@ class Listeners:
             for task in (sender, refuser):
                 task.cancel()
             self.connected -= 1
+            LISTENERS.set(self.connected)
 
     async def _refuse_input(self, websocket: ServerConnection) -> None:
         try:
@@ -88,7 +100,7 @@ class Listeners:
             return
 
     async def _send_frames(self, websocket: ServerConnection, subscription: Subscription) -> None:
-        epoch = await self._stream.ready()
+        epoch = await self._window.ready()
         cursor = subscription.after
         if subscription.epoch is not None and subscription.epoch != epoch:
             log.info(
@@ -100,11 +112,11 @@ class Listeners:
             cursor = 0
         try:
             while True:
-                if self._stream.epoch != epoch:
+                if self._window.epoch != epoch:
                     await _stream_replaced(websocket)
                     return
-                changed = self._stream.changed
-                frames = self._stream.after(cursor, BATCH)
+                changed = self._window.changed
+                frames = self._window.after(cursor, BATCH)
                 if frames is None:
                     frames = await self._read_back(epoch, cursor)
                     if frames is None:
@@ -116,6 +128,7 @@ class Listeners:
                 for frame in frames:
                     await asyncio.wait_for(websocket.send(frame.data), self._send_timeout)
                     cursor = frame.id
+                FRAMES_SENT.inc(len(frames))
         except TimeoutError:
             log.warning(
                 "listener %s too slow (a send waited %.0f s); disconnecting it at id %d",
@@ -123,6 +136,7 @@ class Listeners:
                 self._send_timeout,
                 cursor,
             )
+            SLOW_LISTENERS_CUT.inc()
             websocket.transport.abort()
         except ConnectionClosed:
             return
@@ -130,6 +144,8 @@ class Listeners:
     async def _read_back(self, epoch: str, cursor: int) -> list[Frame] | None:
         """Frames older than the hub's memory, from the table itself; None when the
         database now holds another stream (the listener is told to reconnect)."""
+
+        CATCH_UP_READS.inc()
 
         def read() -> list[Frame] | None:
             with self._pool.connection() as conn:

@@ -191,7 +191,7 @@ class Stack:
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:  # type: ignore[type-arg]
         with self.database() as conn, conn.cursor() as cursor:
             cursor.execute(sql, params or None)
-            return cursor.fetchall()
+            return cursor.fetchall() if cursor.description else []
 
     def total(self) -> int:
         return int(self.query("SELECT total FROM stream")[0][0])

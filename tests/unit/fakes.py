@@ -28,7 +28,8 @@ def pg_error(code: str | None, message: str = "something went wrong", primary: s
     attributes: dict[str, Any] = {"pgcode": code}
     if primary is not None:
         attributes["diag"] = type("Diag", (), {"message_primary": primary})()
-    return type(f"Fake{base.__name__}", (base,), attributes)(message)
+    error: psycopg2.Error = type(f"Fake{base.__name__}", (base,), attributes)(message)
+    return error
 
 
 def record(message_id: int, message: str = "", via: Via = Via.REST, key: str | None = None) -> StoredMessage:

@@ -22,7 +22,9 @@ from rabbitmq_server.consumer import REASON_HEADER, Consumer
 from .conftest import Exits
 from .fakes import FakePool, FakeStoreFunction
 
-BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "messages", "messages.dead-letter")
+BROKER = BrokerSettings(
+    "rabbitmq", 5672, "suite", "secret", "messages", "messages.routing", "messages", "messages.dead-letter"
+)
 
 
 class FakeChannel:
@@ -94,17 +96,17 @@ class Harness:
         self.stored = stored
         self.consumer = Consumer(BROKER, FakePool(), prefetch=100, liveness_file=str(tmp_path / "alive"))  # type: ignore[arg-type]
         self.connection = SleepingConnection()
-        self.consumer._connection = self.connection  # type: ignore[assignment]
+        self.consumer._connection = self.connection
 
     def deliver(self, tag: int, body: bytes, message_id: str | None = None, redelivered: bool = False) -> None:
         method = Basic.Deliver(delivery_tag=tag, redelivered=redelivered, routing_key="messages")
         properties = BasicProperties(
             content_type="text/plain", message_id=message_id, headers={"sender": "test"}, delivery_mode=2
         )
-        self.consumer._on_message(self.channel, method, properties, body)  # type: ignore[arg-type]
+        self.consumer._on_message(self.channel, method, properties, body)
 
     def store_and_acknowledge(self) -> None:
-        self.consumer._store_and_acknowledge(self.channel)  # type: ignore[arg-type]
+        self.consumer._store_and_acknowledge(self.channel)
 
 
 @pytest.fixture
@@ -136,7 +138,7 @@ def test_an_invalid_delivery_is_dead_lettered_with_its_reason_and_acknowledged(
     assert properties.message_id == message_id and properties.headers["sender"] == "test"
     assert properties.delivery_mode == 2 and properties.content_type == "text/plain"
     [publish] = [e for e in harness.events if e[0] == "dead-letter"]
-    assert publish[1:3] == ("messages.dead-letter", "messages") and publish[5] is True  # mandatory: confirmed
+    assert publish[1:3] == ("messages.dead-letter", "messages.routing") and publish[5] is True  # mandatory: confirmed
     assert harness.events[-1] == ("ack", 7, False)  # acknowledged only after the copy was confirmed
     assert harness.consumer._pending == []
     harness.store_and_acknowledge()
@@ -327,6 +329,7 @@ def test_an_error_escaping_the_consumer_ends_the_process(
 
     monkeypatch.setattr(server, "Consumer", FailingConsumer)
     monkeypatch.setattr(server.shutdown, "on_stop", lambda callback: None)  # no signal handlers in pytest
+    monkeypatch.setattr(server.metrics, "serve", lambda port: None)
     monkeypatch.setattr(server.logs, "configure", logging.getLogger)  # leave pytest's logging alone
     server.main()
     assert exits.codes == [70]

@@ -66,14 +66,14 @@ def test_an_exception_in_a_guarded_loop_callback_ends_the_process() -> None:
             raise ValueError(f"frame {frames[0]} does not follow 0")
 
         async def main():
-            asyncio.get_running_loop().call_soon(crash.or_exit("Stream.publish", publish), [7])
+            asyncio.get_running_loop().call_soon(crash.or_exit("FrameWindow.publish", publish), [7])
             await asyncio.sleep(5)
             print("still running")
 
         asyncio.run(main())
         """
     )
-    assert_crashed(result, "Stream.publish", "ValueError: frame 7 does not follow 0")
+    assert_crashed(result, "FrameWindow.publish", "ValueError: frame 7 does not follow 0")
 
 
 def test_a_group_commit_writer_that_fails_outside_the_store_ends_the_process() -> None:
@@ -104,10 +104,10 @@ def test_or_exit_ends_the_process_on_an_exception(exits: Exits, caplog: pytest.L
     def fail() -> None:
         raise KeyError("missing")
 
-    crash.or_exit("Stream.set_epoch", fail)()
+    crash.or_exit("FrameWindow.set_epoch", fail)()
     assert exits.codes == [70]
     [entry] = [r for r in caplog.records if r.name == "msgsuite.crash"]
-    assert entry.levelname == "CRITICAL" and "Stream.set_epoch failed" in entry.getMessage()
+    assert entry.levelname == "CRITICAL" and "FrameWindow.set_epoch failed" in entry.getMessage()
     assert entry.exc_info is not None and entry.exc_info[0] is KeyError
 
 

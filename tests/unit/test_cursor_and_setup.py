@@ -46,8 +46,8 @@ def test_secrets_are_created_once_and_kept(tmp_path: Path, monkeypatch: pytest.M
 def test_a_missing_setting_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("POSTGRES_HOST", "POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(settings.MissingSetting, match="POSTGRES_HOST"):
-        settings.DatabaseSettings.from_env()
+    with pytest.raises(settings.InvalidSetting, match="POSTGRES_HOST"):
+        settings.DatabaseSettings.from_env("test")
 
 
 def test_a_secret_is_read_from_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +56,7 @@ def test_a_secret_is_read_from_its_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("SOME_PASSWORD_FILE", str(tmp_path / "pw"))
     assert settings.secret("SOME_PASSWORD") == "s3cret"
     monkeypatch.setenv("SOME_PASSWORD_FILE", str(tmp_path / "missing"))
-    with pytest.raises(settings.MissingSetting, match="cannot be read"):
+    with pytest.raises(settings.InvalidSetting, match="cannot be read"):
         settings.secret("SOME_PASSWORD")
 
 
@@ -74,6 +74,6 @@ def test_a_service_without_its_settings_exits_2_naming_the_missing_one(
 ) -> None:
     monkeypatch.delenv("POSTGRES_HOST", raising=False)
     with pytest.raises(SystemExit) as exit_info:
-        settings.load_or_exit(logging.getLogger("test"), settings.DatabaseSettings.from_env)
+        settings.load_or_exit(logging.getLogger("test"), lambda: settings.DatabaseSettings.from_env("test"))
     assert exit_info.value.code == 2
     assert "cannot start: environment variable POSTGRES_HOST is required" in caplog.text

@@ -124,7 +124,9 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> Connections:
 
 @pytest.fixture
 def pool() -> ConnectionPool:
-    return ConnectionPool(DatabaseSettings("db", 5432, "messages", "suite", "secret", pool_size=1))
+    return ConnectionPool(
+        DatabaseSettings("db", 5432, "messages", "suite", "secret", pool_size=1, application_name="test")
+    )
 
 
 def test_a_connection_is_opened_lazily_in_autocommit_and_kept_after_success(
@@ -200,7 +202,9 @@ def test_a_failed_connect_is_unavailable_and_gives_its_slot_back(
 
 
 def test_close_closes_the_idle_connections(connections: Connections) -> None:
-    pool = ConnectionPool(DatabaseSettings("db", 5432, "messages", "suite", "secret", pool_size=2))
+    pool = ConnectionPool(
+        DatabaseSettings("db", 5432, "messages", "suite", "secret", pool_size=2, application_name="test")
+    )
     with pool.connection(), pool.connection():
         pass
     pool.close()

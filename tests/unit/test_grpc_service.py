@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from suite.v1 import messages_pb2
 
-from grpc_server.__main__ import SERVICE_NAME, watch_database
+from grpc_server.__main__ import MESSAGE_SERVICE, watch_database
 from grpc_server.service import MessageService
 from msgsuite import crash, store
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
@@ -225,7 +225,7 @@ def test_the_health_status_follows_the_database() -> None:
     pool = ScriptedPool([down, down, None, None, None, DatabaseFailure("odd (SQLSTATE XX000)"), None])
     health, checks = RecordingHealth(), Checks(rounds=7)
     watch_database(pool, health, checks)  # type: ignore[arg-type]
-    both = ("", SERVICE_NAME)
+    both = ("", MESSAGE_SERVICE)
     assert health.statuses == [
         *((name, NOT_SERVING) for name in both),
         *((name, SERVING) for name in both),
@@ -243,4 +243,4 @@ def test_any_other_error_in_the_watcher_ends_the_process(exits: Exits) -> None:
     thread.start()
     thread.join(5)
     assert exits.codes == [70]
-    assert health.statuses == [("", SERVING), (SERVICE_NAME, SERVING)]  # never frozen silently
+    assert health.statuses == [("", SERVING), (MESSAGE_SERVICE, SERVING)]  # never frozen silently

@@ -21,6 +21,7 @@ from msgsuite.settings import DatabaseSettings
 from websocket_hub import follower as follower_module
 from websocket_hub import listeners as listeners_module
 from websocket_hub.follower import Follower
+from websocket_hub.frame_window import FrameWindow
 from websocket_hub.frames import encode_frame
 from websocket_hub.http_routes import HEALTHY_WITHIN_SECONDS, Routes
 from websocket_hub.listeners import (
@@ -32,7 +33,6 @@ from websocket_hub.listeners import (
     Subscription,
     parse_subscription,
 )
-from websocket_hub.stream import Stream
 
 from .conftest import Exits
 from .fakes import FakeConnection, FakeDatabase, FakePool, record
@@ -88,47 +88,47 @@ def test_a_subscription_reads_after_and_epoch() -> None:
 
 
 @pytest.fixture
-def stream() -> Iterator[Stream]:
-    yield Stream(capacity=100)
+def window() -> Iterator[FrameWindow]:
+    yield FrameWindow(capacity=100)
 
 
-def answer(stream: Stream, path: str, **headers: str) -> Any:
-    routes = Routes(stream, Listeners(stream, FakePool(), send_timeout=1.0))  # type: ignore[arg-type]
+def answer(window: FrameWindow, path: str, **headers: str) -> Any:
+    routes = Routes(window, Listeners(window, FakePool(), send_timeout=1.0))  # type: ignore[arg-type]
     return routes(None, Request(path, Headers(list(headers.items()))))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("query", ["after=-1", "after=abc", "after=", "after=1&after=2", "since=3", "epoch=%3Cx%3E"])
-def test_a_bad_query_is_400_before_the_handshake(stream: Stream, query: str) -> None:
-    response = answer(stream, f"/notifications?{query}", Upgrade="websocket")
+def test_a_bad_query_is_400_before_the_handshake(window: FrameWindow, query: str) -> None:
+    response = answer(window, f"/notifications?{query}", Upgrade="websocket")
     assert response.status_code == 400 and response.headers["Content-Type"] == "application/json"
     assert json.loads(response.body)["detail"]
 
 
-def test_a_plain_request_for_notifications_is_426_and_a_handshake_goes_through(stream: Stream) -> None:
-    response = answer(stream, "/notifications?after=3")
+def test_a_plain_request_for_notifications_is_426_and_a_handshake_goes_through(window: FrameWindow) -> None:
+    response = answer(window, "/notifications?after=3")
     assert response.status_code == 426 and "WebSocket" in json.loads(response.body)["detail"]
-    assert answer(stream, "/notifications?after=3", Upgrade="websocket") is None
-    assert answer(stream, "/notifications", Upgrade="WebSocket") is None
+    assert answer(window, "/notifications?after=3", Upgrade="websocket") is None
+    assert answer(window, "/notifications", Upgrade="WebSocket") is None
 
 
-def test_the_page_and_an_unknown_path(stream: Stream) -> None:
-    page = answer(stream, "/")
+def test_the_page_and_an_unknown_path(window: FrameWindow) -> None:
+    page = answer(window, "/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert b"/notifications" in page.body
-    missing = answer(stream, "/nope")
+    missing = answer(window, "/nope")
     assert missing.status_code == 404 and "/notifications" in json.loads(missing.body)["detail"]
 
 
-def test_health_is_200_only_while_the_follower_reads_the_database_lately(stream: Stream) -> None:
-    unready = answer(stream, "/health")
+def test_health_is_200_only_while_the_follower_reads_the_database_lately(window: FrameWindow) -> None:
+    unready = answer(window, "/health")
     assert unready.status_code == 503 and json.loads(unready.body)["status"] == "database unreachable"
-    stream.set_epoch("e1", 0)
-    stream.mark_database_ok()
-    healthy = answer(stream, "/health")
+    window.set_epoch("e1", 0)
+    window.mark_database_ok()
+    healthy = answer(window, "/health")
     assert healthy.status_code == 200
     assert json.loads(healthy.body) == {"status": "ok", "epoch": "e1", "head": 0, "listeners": 0}
-    stream.database_ok_at = time.monotonic() - HEALTHY_WITHIN_SECONDS - 1
-    stale = answer(stream, "/health")
+    window.database_ok_at = time.monotonic() - HEALTHY_WITHIN_SECONDS - 1
+    stale = answer(window, "/health")
     assert stale.status_code == 503 and json.loads(stale.body)["epoch"] == "e1"
 
 
@@ -189,15 +189,15 @@ class FakeWebSocket:
 
 def test_frames_go_out_in_id_order_from_memory_then_as_they_are_published() -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 0)
-        stream.publish("e1", frames(1, 5))
-        listeners = Listeners(stream, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 5))
+        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=2&epoch=e1")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [3, 4, 5], "the frames in memory")
         assert listeners.connected == 1
-        stream.publish("e1", frames(6, 8))
+        window.publish("e1", frames(6, 8))
         await until(lambda: websocket.ids == [3, 4, 5, 6, 7, 8], "the published frames")
         assert websocket.sent[0]["text"].endswith("total de mensajes 3") and websocket.sent[0]["epoch"] == "e1"
         websocket.listener_leaves()
@@ -209,11 +209,11 @@ def test_frames_go_out_in_id_order_from_memory_then_as_they_are_published() -> N
 
 def test_frames_older_than_memory_are_read_back_from_the_table() -> None:
     async def test() -> None:
-        stream = Stream(capacity=3)
-        stream.set_epoch("e1", 10)  # memory starts after id 10
-        stream.publish("e1", frames(11, 13))
+        window = FrameWindow(capacity=3)
+        window.set_epoch("e1", 10)  # memory starts after id 10
+        window.publish("e1", frames(11, 13))
         pool = FakePool(FakeDatabase([record(i) for i in range(1, 11)], epoch="e1"))
-        listeners = Listeners(stream, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=4")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == list(range(5, 14)), "the table, then memory")
@@ -234,11 +234,11 @@ def test_a_read_back_waits_out_an_unavailable_database(monkeypatch: pytest.Monke
     monkeypatch.setattr(listeners_module.asyncio, "sleep", quick_sleep)
 
     async def test() -> None:
-        stream = Stream(capacity=3)
-        stream.set_epoch("e1", 2)
+        window = FrameWindow(capacity=3)
+        window.set_epoch("e1", 2)
         pool = FakePool(FakeDatabase([record(1), record(2)]))
         pool.database.failures["FROM stream"] = [DatabaseUnavailable("could not connect")]
-        listeners = Listeners(stream, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2], "the frames after the outage")
@@ -251,10 +251,10 @@ def test_a_read_back_waits_out_an_unavailable_database(monkeypatch: pytest.Monke
 
 def test_a_listener_of_another_epoch_replays_from_the_start() -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e2", 0)
-        stream.publish("e2", frames(1, 3, epoch="e2"))
-        listeners = Listeners(stream, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e2", 0)
+        window.publish("e2", frames(1, 3, epoch="e2"))
+        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=2&epoch=e1")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2, 3], "the new stream from its start")
@@ -266,14 +266,14 @@ def test_a_listener_of_another_epoch_replays_from_the_start() -> None:
 
 def test_a_replaced_stream_closes_the_listener_with_1012() -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 0)
-        stream.publish("e1", frames(1, 2))
-        listeners = Listeners(stream, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 2))
+        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2], "the first frames")
-        stream.set_epoch("e2", 0)
+        window.set_epoch("e2", 0)
         await serving
         assert websocket.close_code == CLOSE_RESTART
 
@@ -282,10 +282,10 @@ def test_a_replaced_stream_closes_the_listener_with_1012() -> None:
 
 def test_a_read_back_that_finds_another_stream_closes_the_listener_with_1012() -> None:
     async def test() -> None:
-        stream = Stream(capacity=3)
-        stream.set_epoch("e1", 5)
+        window = FrameWindow(capacity=3)
+        window.set_epoch("e1", 5)
         pool = FakePool(FakeDatabase([record(i) for i in range(1, 6)], epoch="e2"))
-        listeners = Listeners(stream, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         await listeners.serve(websocket)  # type: ignore[arg-type]
         assert websocket.close_code == CLOSE_RESTART and websocket.sent == []
@@ -295,9 +295,9 @@ def test_a_read_back_that_finds_another_stream_closes_the_listener_with_1012() -
 
 def test_a_listener_that_sends_is_closed_with_policy_violation() -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 0)
-        listeners = Listeners(stream, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         websocket.listener_sends("hola hub")
@@ -309,9 +309,9 @@ def test_a_listener_that_sends_is_closed_with_policy_violation() -> None:
 
 def test_a_failing_sender_closes_only_its_own_listener_with_1011(caplog: pytest.LogCaptureFixture) -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 0)
-        listeners = Listeners(stream, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
         failing, healthy = FakeWebSocket(), FakeWebSocket()
 
         async def fail_on_the_second(data: str) -> None:
@@ -321,10 +321,10 @@ def test_a_failing_sender_closes_only_its_own_listener_with_1011(caplog: pytest.
         failing.send_hook = fail_on_the_second
         failing_serve = asyncio.create_task(listeners.serve(failing))  # type: ignore[arg-type]
         healthy_serve = asyncio.create_task(listeners.serve(healthy))  # type: ignore[arg-type]
-        stream.publish("e1", frames(1, 3))
+        window.publish("e1", frames(1, 3))
         await failing_serve
         assert failing.close_code == CLOSE_INTERNAL_ERROR and failing.ids == [1]
-        stream.publish("e1", frames(4, 5))
+        window.publish("e1", frames(4, 5))
         await until(lambda: healthy.ids == [1, 2, 3, 4, 5], "every frame on the other listener")
         assert healthy.close_code is None and listeners.connected == 1
         healthy.listener_leaves()
@@ -336,10 +336,10 @@ def test_a_failing_sender_closes_only_its_own_listener_with_1011(caplog: pytest.
 
 def test_a_listener_too_slow_to_take_a_frame_is_aborted() -> None:
     async def test() -> None:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 0)
-        stream.publish("e1", frames(1, 3))
-        listeners = Listeners(stream, FakePool(), send_timeout=0.01)  # type: ignore[arg-type]
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 3))
+        listeners = Listeners(window, FakePool(), send_timeout=0.01)  # type: ignore[arg-type]
         stalled, fine = FakeWebSocket(), FakeWebSocket()
         never = asyncio.get_running_loop().create_future()
 
@@ -362,7 +362,7 @@ def test_a_listener_too_slow_to_take_a_frame_is_aborted() -> None:
 # The follower
 
 
-SETTINGS = DatabaseSettings("db", 5432, "messages", "suite", "secret", 1)
+SETTINGS = DatabaseSettings("db", 5432, "messages", "suite", "secret", 1, "websocket-hub")
 
 
 class NeverStopping:
@@ -423,20 +423,20 @@ def test_a_database_error_reconnects_but_any_other_error_escapes_the_follower(mo
     monkeypatch.setattr(follower_module.psycopg2, "connect", connects)
     loop = asyncio.new_event_loop()
     try:
-        stream = Stream(capacity=100)
-        follower = Follower(SETTINGS, stream, loop)
+        window = FrameWindow(capacity=100)
+        follower = Follower(SETTINGS, window, loop)
         follower.stopping = NeverStopping()  # type: ignore[assignment]
         with pytest.raises(RuntimeError, match="a bug in the follower"):
             follower.run()  # in the hub a thread: its exception ends the process (see test_crash.py)
         assert len(follower.stopping.waits) == 1  # type: ignore[attr-defined]
         assert len(connects.opened) == 1 and connects.opened[0].closed
         loop.run_until_complete(asyncio.sleep(0))  # the callbacks the follower handed to the loop
-        assert stream.epoch == "e1" and stream.head == 2 and stream.database_ok_at > 0
+        assert window.epoch == "e1" and window.head == 2 and window.database_ok_at > 0
     finally:
         loop.close()
 
 
-def test_a_stream_that_fails_inside_a_loop_callback_ends_the_process(
+def test_a_frame_window_that_fails_inside_a_loop_callback_ends_the_process(
     exits: Exits, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = FakeDatabase([record(1), record(2), record(3)])
@@ -444,14 +444,14 @@ def test_a_stream_that_fails_inside_a_loop_callback_ends_the_process(
     monkeypatch.setattr(follower_module.psycopg2, "connect", Connects(database, []))
     loop = asyncio.new_event_loop()
     try:
-        stream = Stream(capacity=100)
-        stream.set_epoch("e1", 7)  # memory that does not fit the table: publish refuses the hole
-        follower = Follower(SETTINGS, stream, loop)
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 7)  # memory that does not fit the table: publish refuses the hole
+        follower = Follower(SETTINGS, window, loop)
         with pytest.raises(RuntimeError, match="stop following"):
             follower.run()
         assert exits.codes == []
         loop.run_until_complete(asyncio.sleep(0))
         assert exits.codes == [70]
-        assert stream.head == 7
+        assert window.head == 7
     finally:
         loop.close()

@@ -22,7 +22,7 @@ from .fakes import FakeStoreFunction
 class TransactionalStore:
     """Stores a group all or nothing, like one transaction: the first refused member refuses it whole."""
 
-    def __init__(self, refused: set[str] = frozenset(), fail_on_call: int | None = None) -> None:
+    def __init__(self, refused: set[str] | frozenset[str] = frozenset(), fail_on_call: int | None = None) -> None:
         self.refused = set(refused)
         self.fail_on_call = fail_on_call
         self.calls: list[list[str]] = []
@@ -43,7 +43,7 @@ def members(n: int) -> list[str]:
     return [f"m{i}" for i in range(n)]
 
 
-def check_outcomes(group: list[str], store: TransactionalStore, outcomes: list[object]) -> None:
+def check_outcomes(group: list[str], store: TransactionalStore, outcomes: Sequence[object]) -> None:
     """Each member's outcome in order; each member not refused stored exactly once, in order."""
     assert len(outcomes) == len(group)
     for member, outcome in zip(group, outcomes, strict=True):

@@ -223,7 +223,7 @@ def test_reads_page_through_the_table(rest: Rest) -> None:
 @pytest.mark.parametrize(
     "params", [{"after": -1}, {"after": "x"}, {"limit": 0}, {"limit": 1001}], ids=["after<0", "after=x", "0", "1001"]
 )
-def test_a_bad_page_request_is_422(rest: Rest, params: dict[str, object]) -> None:
+def test_a_bad_page_request_is_422(rest: Rest, params: dict[str, int | str]) -> None:
     assert_problem(rest.client.get("/messages", params=params), 422)
 
 

@@ -1,6 +1,6 @@
 """The hub's view of the log: its epoch, its head and the most recent frames.
 
-Only the event loop touches a Stream; the follower thread hands it frames
+Only the event loop touches a FrameWindow; the follower thread hands it frames
 with call_soon_threadsafe. Ids are gap-free, so frame n sits at a fixed
 offset from the first frame kept.
 """
@@ -10,10 +10,19 @@ from __future__ import annotations
 import asyncio
 import time
 
+from msgsuite import metrics
+
 from .frames import Frame
 
+HEAD = metrics.gauge("msgsuite_hub_head", "Id of the last notification the hub relays (its head)")
+NOTIFICATION_DELAY = metrics.histogram(
+    "msgsuite_notification_delay_seconds",
+    "From a message's created_at to the hub handing its frame to the listeners",
+    metrics.LATENCY_BUCKETS,
+)
 
-class Stream:
+
+class FrameWindow:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.epoch: str | None = None
@@ -56,6 +65,9 @@ class Stream:
         if frames[0].id != self.head + 1:
             # The follower never skips; refuse to keep a hole in memory.
             raise ValueError(f"frame {frames[0].id} does not follow {self.head}")
+        now = time.time()
+        for frame in frames:  # once per frame, whatever the number of listeners
+            NOTIFICATION_DELAY.observe(now - frame.created_at)
         self._frames.extend(frames)
         self.head = frames[-1].id
         if len(self._frames) > 2 * self.capacity:
@@ -75,5 +87,6 @@ class Stream:
         return self._frames[start : start + limit]
 
     def _wake(self) -> None:
+        HEAD.set(self.head)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()

@@ -5,68 +5,68 @@ from datetime import UTC, datetime
 import pytest
 
 from msgsuite.messages import StoredMessage, Via
+from websocket_hub.frame_window import FrameWindow
 from websocket_hub.frames import Frame, encode_frame
 from websocket_hub.listeners import BadRequest, parse_subscription
-from websocket_hub.stream import Stream
 
 
 def frames(first: int, last: int) -> list[Frame]:
-    return [Frame(i, f"frame {i}") for i in range(first, last + 1)]
+    return [Frame(i, f"frame {i}", 0.0) for i in range(first, last + 1)]
 
 
-def make_stream(capacity: int = 10) -> Stream:
-    async def build() -> Stream:
-        return Stream(capacity)
+def make_window(capacity: int = 10) -> FrameWindow:
+    async def build() -> FrameWindow:
+        return FrameWindow(capacity)
 
     return asyncio.run(build())
 
 
 def test_frames_after_a_cursor_come_in_id_order_and_limited() -> None:
-    stream = make_stream()
-    stream.set_epoch("e1")
-    stream.publish("e1", frames(1, 5))
-    assert [f.id for f in stream.after(2, 10)] == [3, 4, 5]
-    assert [f.id for f in stream.after(0, 2)] == [1, 2]
-    assert stream.after(5, 10) == []
+    window = make_window()
+    window.set_epoch("e1")
+    window.publish("e1", frames(1, 5))
+    assert [f.id for f in window.after(2, 10)] == [3, 4, 5]
+    assert [f.id for f in window.after(0, 2)] == [1, 2]
+    assert window.after(5, 10) == []
 
 
 def test_memory_is_bounded_and_older_cursors_are_sent_to_the_table() -> None:
-    stream = make_stream(capacity=10)
-    stream.set_epoch("e1")
+    window = make_window(capacity=10)
+    window.set_epoch("e1")
     for start in range(1, 100, 5):
-        stream.publish("e1", frames(start, start + 4))
-    assert stream.head == 100
-    assert stream.after(10, 5) is None
-    assert [f.id for f in stream.after(95, 10)] == [96, 97, 98, 99, 100]
+        window.publish("e1", frames(start, start + 4))
+    assert window.head == 100
+    assert window.after(10, 5) is None
+    assert [f.id for f in window.after(95, 10)] == [96, 97, 98, 99, 100]
 
 
 def test_a_hole_is_refused() -> None:
-    stream = make_stream()
-    stream.set_epoch("e1")
-    stream.publish("e1", frames(1, 2))
+    window = make_window()
+    window.set_epoch("e1")
+    window.publish("e1", frames(1, 2))
     with pytest.raises(ValueError):
-        stream.publish("e1", frames(4, 5))
+        window.publish("e1", frames(4, 5))
 
 
 def test_a_new_epoch_starts_over_and_frames_of_the_old_one_are_dropped() -> None:
-    stream = make_stream()
-    stream.set_epoch("e1")
-    stream.publish("e1", frames(1, 3))
-    stream.set_epoch("e2")
-    assert stream.head == 0 and stream.after(0, 10) == []
-    stream.publish("e1", frames(4, 4))
-    assert stream.head == 0
-    stream.publish("e2", frames(1, 1))
-    assert [f.id for f in stream.after(0, 10)] == [1]
+    window = make_window()
+    window.set_epoch("e1")
+    window.publish("e1", frames(1, 3))
+    window.set_epoch("e2")
+    assert window.head == 0 and window.after(0, 10) == []
+    window.publish("e1", frames(4, 4))
+    assert window.head == 0
+    window.publish("e2", frames(1, 1))
+    assert [f.id for f in window.after(0, 10)] == [1]
 
 
 def test_publishing_wakes_whoever_waits() -> None:
     async def scenario() -> bool:
-        stream = Stream(10)
-        stream.set_epoch("e")
-        changed = stream.changed
-        stream.publish("e", frames(1, 1))
-        return changed.is_set() and not stream.changed.is_set()
+        window = FrameWindow(10)
+        window.set_epoch("e")
+        changed = window.changed
+        window.publish("e", frames(1, 1))
+        return changed.is_set() and not window.changed.is_set()
 
     assert asyncio.run(scenario())
 
@@ -125,21 +125,21 @@ def test_frame_carries_the_contract_fields_and_text() -> None:
 
 
 def test_memory_may_start_mid_stream_and_older_cursors_go_to_the_table() -> None:
-    stream = make_stream(capacity=10)
-    stream.set_epoch("e1", head=1000)
-    assert stream.after(1000, 10) == [] and stream.after(5, 10) is None
-    stream.publish("e1", frames(1001, 1003))
-    assert [f.id for f in stream.after(1000, 10)] == [1001, 1002, 1003]
-    assert stream.after(999, 10) is None
+    window = make_window(capacity=10)
+    window.set_epoch("e1", head=1000)
+    assert window.after(1000, 10) == [] and window.after(5, 10) is None
+    window.publish("e1", frames(1001, 1003))
+    assert [f.id for f in window.after(1000, 10)] == [1001, 1002, 1003]
+    assert window.after(999, 10) is None
 
 
 def test_skipping_ahead_forgets_memory_and_sends_older_cursors_to_the_table() -> None:
-    stream = make_stream(capacity=10)
-    stream.set_epoch("e1")
-    stream.publish("e1", frames(1, 5))
-    stream.skip_to("e1", 500)
-    assert stream.head == 500 and stream.after(5, 10) is None and stream.after(500, 10) == []
-    stream.publish("e1", frames(501, 502))
-    assert [f.id for f in stream.after(500, 10)] == [501, 502]
-    stream.skip_to("e2", 900)  # another stream's skip changes nothing
-    assert stream.head == 502
+    window = make_window(capacity=10)
+    window.set_epoch("e1")
+    window.publish("e1", frames(1, 5))
+    window.skip_to("e1", 500)
+    assert window.head == 500 and window.after(5, 10) is None and window.after(500, 10) == []
+    window.publish("e1", frames(501, 502))
+    assert [f.id for f in window.after(500, 10)] == [501, 502]
+    window.skip_to("e2", 900)  # another window's skip changes nothing
+    assert window.head == 502
