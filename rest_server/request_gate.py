@@ -11,12 +11,17 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestGate:
-    """A POST must be application/json; a body may have max_bytes, or per_path[path]."""
+    """A POST must be application/json; a body may have max_bytes, or per_path[path].
+
+    A body of declared length (Content-Length) is judged by its header: the
+    server hands the app exactly that many bytes. A body of unknown length
+    (Transfer-Encoding: chunked, or no header at all) is read here, up to the
+    limit, and handed to the app whole. It cannot be counted while the app
+    reads it instead: FastAPI turns any exception raised while it reads a
+    body into its own 400 answer (fastapi/routing.py, "There was an error
+    parsing the body"), so the gate would never get to answer 413.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None) -> None:
         self.app = app
@@ -35,31 +40,46 @@ class RequestGate:
                 await _problem(send, 415, "send the message as JSON with Content-Type: application/json")
                 return
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        if declared is not None and declared.isdigit() and b"transfer-encoding" not in headers:
+            if int(declared) > max_bytes:
+                await _problem(send, 413, f"request body is larger than {max_bytes} bytes")
+                return
+            await self.app(scope, receive, send)
+            return
+        first = await _read_body(receive, max_bytes)
+        if first is None:
             await _problem(send, 413, f"request body is larger than {max_bytes} bytes")
             return
-        received = 0
-        started = False
+        replayed = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > max_bytes:
-                    raise BodyTooLarge()
+        async def replay_then_receive() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # what follows the body: a disconnect, when the client goes
+            replayed = True
+            return first
+
+        await self.app(scope, replay_then_receive, send)
+
+
+async def _read_body(receive: Receive, max_bytes: int) -> Message | None:
+    """The whole body as one http.request message, or None when it passes max_bytes.
+
+    A disconnect before the end is handed on as it is, for the app to see.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
             return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _problem(send, 413, f"request body is larger than {max_bytes} bytes")
+        part = message.get("body", b"")
+        size += len(part)
+        if size > max_bytes:
+            return None
+        parts.append(part)
+        if not message.get("more_body", False):
+            return {"type": "http.request", "body": b"".join(parts), "more_body": False}
 
 
 async def _problem(send: Send, status: int, detail: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -119,6 +120,40 @@ def test_bad_rest_input_is_refused_clearly_and_stores_nothing(
     assert isinstance(reason, str) and words in reason
     assert "Traceback" not in response.text
     assert healthy.total() == before
+    assert requests.get(f"{healthy.rest_url}/health", timeout=10).status_code == 200
+
+
+def post_chunked(stack: Stack, body: bytes, chunk_size: int) -> tuple[int, str]:
+    """POST /messages with Transfer-Encoding: chunked (no Content-Length); returns (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port("rest-server", 8000), timeout=30)
+    try:
+        conn.putrequest("POST", "/messages")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            for i in range(0, len(body), chunk_size):
+                chunk = body[i : i + chunk_size]
+                conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before the rest was sent
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_chunked_body_over_the_limit_gets_413_and_one_within_it_is_stored(healthy: Stack) -> None:
+    before = healthy.total()
+    status, text = post_chunked(healthy, json.dumps({"message": "x" * 70_000}).encode(), 8192)
+    assert status == 413, text[:300]
+    assert "larger than 65536 bytes" in json.loads(text)["detail"] and "Traceback" not in text
+    assert healthy.total() == before
+    message = f"a trozos {uuid.uuid4().hex[:6]}"
+    status, text = post_chunked(healthy, json.dumps({"message": message}).encode(), 5)
+    assert status == 201, text[:300]
+    assert json.loads(text)["message"] == message and healthy.total() == before + 1
     assert requests.get(f"{healthy.rest_url}/health", timeout=10).status_code == 200
 
 
