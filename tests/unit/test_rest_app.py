@@ -249,9 +249,6 @@ def test_the_docs_are_served(rest: Rest) -> None:
     assert {"413", "415", "422", "500", "503"} <= set(spec["paths"]["/messages"]["post"]["responses"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 item 6: FastAPI turns the gate's exception during the body read into 400"
-)
 def test_a_chunked_body_over_the_limit_is_413(rest: Rest) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"message": "'
