@@ -12,6 +12,7 @@ MIGRATIONS_DIR (default /app/database/migrations) and MIGRATE_WAIT_SECONDS
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from msgsuite import logs
@@ -20,16 +21,25 @@ from msgsuite.settings import DatabaseSettings, integer, load_or_exit, optional
 from .schema import MigrationFailed, apply_pending
 
 
-def main() -> int:
-    log = logs.configure("migrate")
-    settings, directory, wait_seconds = load_or_exit(
-        log,
-        lambda: (
-            DatabaseSettings.from_env(),
+@dataclass(frozen=True)
+class MigrateSettings:
+    database: DatabaseSettings
+    migrations: Path
+    wait_seconds: int  # for the database, and for a concurrent run holding the lock
+
+    @classmethod
+    def from_env(cls) -> MigrateSettings:
+        return cls(
+            DatabaseSettings.from_env("migrate"),
             Path(optional("MIGRATIONS_DIR", "/app/database/migrations")),
             integer("MIGRATE_WAIT_SECONDS", 120),
-        ),
-    )
+        )
+
+
+def main() -> int:
+    log = logs.configure("migrate")
+    loaded = load_or_exit(log, MigrateSettings.from_env)
+    settings, directory, wait_seconds = loaded.database, loaded.migrations, loaded.wait_seconds
     log.info("database %s:%d/%s, migrations in %s", settings.host, settings.port, settings.name, directory)
     try:
         applied = apply_pending(settings, directory, wait_seconds)

@@ -44,7 +44,7 @@ def connect_when_ready(settings: DatabaseSettings, wait_seconds: float) -> psyco
     delays = Backoff(cap=5).delays()
     while True:
         try:
-            conn = psycopg2.connect(**{**settings.connect_kwargs(), "application_name": "migrate"})
+            conn: psycopg2.extensions.connection = psycopg2.connect(**settings.connect_kwargs())
             conn.autocommit = True
             return conn
         except psycopg2.OperationalError as error:
@@ -65,7 +65,8 @@ def exclusive(conn: psycopg2.extensions.connection, wait_seconds: float) -> Iter
     with conn.cursor() as cursor:
         while True:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-            if cursor.fetchone()[0]:
+            row = cursor.fetchone()
+            if row is not None and row[0]:
                 break
             if time.monotonic() > deadline:
                 raise MigrationFailed(f"another migrate run held the lock for more than {wait_seconds:.0f} s")

@@ -17,6 +17,7 @@ def settings(**changes: object) -> DatabaseSettings:
         "user": "suite",
         "password": "secret",
         "pool_size": 8,
+        "application_name": "migrate",
     }
     return DatabaseSettings(**{**values, **changes})  # type: ignore[arg-type]
 
