@@ -8,6 +8,8 @@ import json
 import pytest
 from starlette.types import ASGIApp, Message
 
+from msgsuite.messages import Via
+from msgsuite.store import MessageStore
 from rest_server.app import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES, create_app
 
 
@@ -20,7 +22,8 @@ class UnusedPool:
 
 @pytest.fixture(scope="module")
 def app() -> ASGIApp:
-    return create_app(UnusedPool())  # type: ignore[arg-type]
+    pool = UnusedPool()
+    return create_app(MessageStore(pool, Via.REST), pool)  # type: ignore[arg-type]
 
 
 def request(
