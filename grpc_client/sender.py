@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 import grpc
@@ -12,12 +13,16 @@ from msgsuite.client import Receipt, Rejected, Unreachable
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 
+# Every address the name resolves to (each replica) gets calls in turn, and
+# the resolver is asked again when one goes away.
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
 
 
 class GrpcSender:
     def __init__(self, target: str, timeout: float) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = grpc.insecure_channel(dns_target(target), options=[("grpc.service_config", ROUND_ROBIN)])
         self._stub = messages_pb2_grpc.MessageServiceStub(self._channel)
         self._timeout = timeout
 
@@ -45,3 +50,8 @@ class GrpcSender:
 
     def close(self) -> None:
         self._channel.close()
+
+
+def dns_target(target: str) -> str:
+    """host:port as a dns:/// target, so round_robin sees every address (an explicit scheme is kept)."""
+    return target if "://" in target or target.startswith(("dns:", "unix:", "ipv4:", "ipv6:")) else f"dns:///{target}"

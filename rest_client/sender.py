@@ -8,7 +8,9 @@ server spent storing the message.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +18,25 @@ from msgsuite.client import Receipt, Rejected, Unreachable
 
 # 500 is not retried: the server answers it when the database refused the message itself.
 RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+class SpreadConnection(http.client.HTTPConnection):
+    """Each new connection goes to the next address the host name resolves to, so
+    several replicas behind one name (compose --scale, Swarm dnsrr, a headless
+    Kubernetes Service) share the clients' connections."""
+
+    _turn = itertools.count()
+
+    def connect(self) -> None:
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        addresses = sorted({(str(info[4][0]), int(info[4][1])) for info in infos})
+        address = addresses[next(self._turn) % len(addresses)]
+        self.sock = socket.create_connection(address, self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class SpreadHTTPSConnection(http.client.HTTPSConnection, SpreadConnection):
+    """The same over TLS: the certificate is still checked against the host name."""
 
 
 class RestSender:
@@ -67,7 +88,7 @@ class RestSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            kind = SpreadHTTPSConnection if self._https else SpreadConnection
             self._connection = kind(self._host, self._port, timeout=self._timeout)
         return self._connection
 
