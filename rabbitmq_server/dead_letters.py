@@ -182,7 +182,8 @@ def run(
         print(f"{PROG}: resent {len(chosen)} of {len(letters)} in {queue!r}", file=err)
         return EXIT_FAILED if missing else EXIT_OK
     except (pika.exceptions.AMQPError, OSError) as error:
-        print(f"{PROG}: {_broker_failure(error, broker)}; what was not re-sent stays in {queue!r}", file=err)
+        kept = f"; what was not re-sent stays in {queue!r}" if args.command == "resend" else ""
+        print(f"{PROG}: {_broker_failure(error, broker)}{kept}", file=err)
         return EXIT_FAILED
     finally:
         # What was taken and not acknowledged goes back to the dead-letter queue.
