@@ -122,6 +122,10 @@ class Stack:
                 states[service] = str(r.get("Health") or r["State"])
         return states
 
+    def containers(self) -> list[dict[str, object]]:
+        """One row per running container (several per service when scaled)."""
+        return self._ps(all_containers=False)
+
     def _ps(self, all_containers: bool) -> list[dict[str, object]]:
         out = self.compose("ps", "--format", "json", *(["--all"] if all_containers else [])).stdout.strip()
         if not out:

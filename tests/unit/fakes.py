@@ -17,7 +17,9 @@ from msgsuite.messages import StoredMessage, Via
 CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
-def pg_error(code: str | None, message: str = "something went wrong", primary: str | None = None) -> psycopg2.Error:
+def pg_error(
+    code: str | None, message: str = "something went wrong", primary: str | None = None, constraint: str | None = None
+) -> psycopg2.Error:
     """A psycopg2 error as the driver raises it: its SQLSTATE class, pgcode and (optionally) diag.message_primary."""
     base: type[psycopg2.Error] = psycopg2.OperationalError
     if code is not None:
@@ -26,8 +28,8 @@ def pg_error(code: str | None, message: str = "something went wrong", primary: s
         except KeyError:
             base = psycopg2.DatabaseError
     attributes: dict[str, Any] = {"pgcode": code}
-    if primary is not None:
-        attributes["diag"] = type("Diag", (), {"message_primary": primary})()
+    if primary is not None or constraint is not None:
+        attributes["diag"] = type("Diag", (), {"message_primary": primary, "constraint_name": constraint})()
     error: psycopg2.Error = type(f"Fake{base.__name__}", (base,), attributes)(message)
     return error
 

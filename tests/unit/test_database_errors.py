@@ -63,6 +63,14 @@ def test_a_data_or_constraint_error_is_the_message_refused(code: str, reason: st
     assert type(classified) is MessageRefused and classified.reason == reason
 
 
+def test_a_duplicate_id_is_a_failure_not_the_messages_fault() -> None:
+    reason = 'duplicate key value violates unique constraint "messages_pkey"'
+    classified = classify(pg_error("23505", reason, primary=reason, constraint="messages_pkey"))
+    assert type(classified) is DatabaseFailure and "counter is behind" in classified.reason
+    duplicate_key = pg_error("23505", "dup", primary="dup", constraint="messages_idempotency_key_key")
+    assert type(classify(duplicate_key)) is MessageRefused
+
+
 @pytest.mark.parametrize(("code", "reason"), FAILURE.items(), ids=FAILURE.keys())
 def test_anything_else_is_a_failure_naming_its_sqlstate(code: str, reason: str) -> None:
     classified = classify(pg_error(code, reason))
