@@ -81,7 +81,7 @@ create_secrets() {
 
 # A Swarm config cannot change in place: its name carries a hash of the files.
 config_hash() {
-  cat database/init/01-schema.sql rabbitmq/entrypoint.sh rabbitmq/definitions.template.json rabbitmq/20-suite.conf \
+  cat rabbitmq/entrypoint.sh rabbitmq/definitions.template.json rabbitmq/20-suite.conf \
     | sha256sum | cut -c1-10
 }
 
