@@ -93,7 +93,8 @@ not_ready() {
     desired=${replicas#*/}
     desired=${desired%% *}
     case $mode in
-      replicated-job) [[ $replicas == *"($desired/$desired completed)"* ]] || echo "$name $replicas" ;;
+      replicated-job)
+        docker service ps --format '{{.CurrentState}}' "$name" | grep -q '^Complete' || echo "$name $replicas" ;;
       *) [ "$running" = "$desired" ] || echo "$name $replicas" ;;
     esac
   done < <(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}} {{.Mode}} {{.Replicas}}')
