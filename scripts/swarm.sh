@@ -86,18 +86,19 @@ config_hash() {
 }
 
 # Prints what is not ready yet (nothing when every service runs all its replicas, healthy, and every job completed).
+# A task with a healthcheck counts as running only once it is healthy.
 not_ready() {
   local name mode replicas running desired
-  while read -r name mode replicas; do
+  while IFS='|' read -r name mode replicas; do
     running=${replicas%%/*}
     desired=${replicas#*/}
     desired=${desired%% *}
     case $mode in
-      replicated-job)
+      *job*) # "replicated job": ready once a task of it completed
         docker service ps --format '{{.CurrentState}}' "$name" | grep -q '^Complete' || echo "$name $replicas" ;;
       *) [ "$running" = "$desired" ] || echo "$name $replicas" ;;
     esac
-  done < <(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}} {{.Mode}} {{.Replicas}}')
+  done < <(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}|{{.Mode}}|{{.Replicas}}')
 }
 
 wait_ready() {
@@ -150,14 +151,18 @@ up() {
   say "network ${stack}_suite: docker run --rm --network ${stack}_suite msgsuite/rest-client:$MSGSUITE_VERSION hola"
 }
 
-# Waits until nothing of the stack is left (tasks' containers, network), so the
-# secrets and volumes can go.
+# Waits until nothing of the stack is left (its tasks' containers, its network), so that
+# the secrets and volumes can go. Exited containers of its tasks that Swarm keeps (a
+# completed job's) are removed: they are the stack's own.
 wait_removed() {
-  local deadline=$((SECONDS + 120))
-  while [ -n "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] \
-    || docker network inspect "${stack}_suite" >/dev/null 2>&1; do
+  local deadline=$((SECONDS + 120)) filter="label=com.docker.stack.namespace=$stack" exited
+  while [ -n "$(docker ps -aq --filter "$filter")" ] || docker network inspect "${stack}_suite" >/dev/null 2>&1; do
+    exited=$(docker ps -aq --filter "$filter" --filter status=exited --filter status=created)
+    [ -z "$exited" ] || docker rm -f $exited >/dev/null 2>&1 || true
     if ((SECONDS > deadline)); then
-      say "stack $stack still has containers or its network after 120 s"
+      say "stack $stack still has containers or its network after 120 s:"
+      docker ps -a --filter "$filter" --format '  {{.Names}} {{.Status}}' >&2
+      docker network ls --filter "name=${stack}_suite" --format '  network {{.Name}}' >&2
       return 1
     fi
     sleep 1
