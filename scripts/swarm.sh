@@ -205,7 +205,7 @@ run_test() {
   [ -f "$STATE_DIR/$stack.deployed" ] && [ -n "$(stack_services)" ] \
     || { say "stack $stack is not deployed: run scripts/swarm.sh up --stack $stack first"; exit 1; }
   bash scripts/prepare.sh >/dev/null
-  SWARM_STACK=$stack .venv-test/bin/python -m pytest tests/e2e/test_swarm.py -q
+  SWARM_STACK=$stack E2E_IMAGE_TAG=$MSGSUITE_VERSION .venv-test/bin/python -m pytest tests/e2e/test_swarm.py -q
 }
 
 case $command in

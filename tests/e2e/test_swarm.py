@@ -98,7 +98,7 @@ def swarm(images: None) -> Iterator[Swarm]:
     tag = os.environ.get("E2E_IMAGE_TAG", "e2e")
     existing = os.environ.get("SWARM_STACK")  # set by `scripts/swarm.sh test`: that stack is up already
     if existing:
-        yield Swarm(existing, os.environ.get("MSGSUITE_VERSION", tag))
+        yield Swarm(existing, tag)
         return
     own = Swarm(f"{BASE_PROJECT}-swarm", tag)
     try:
