@@ -80,7 +80,8 @@ def test_every_alert_passes_its_unit_tests() -> None:
 @pytest.fixture
 def observed(images: None) -> Iterator[Stack]:
     """The whole suite plus Prometheus and postgres-exporter, two rest-server replicas; removed after the test."""
-    stack = Stack(f"{BASE_PROJECT}-prom-{uuid.uuid4().hex[:6]}")
+    # "-own-": the test command tears such a project down even when a killed run left it behind.
+    stack = Stack(f"{BASE_PROJECT}-own-prom-{uuid.uuid4().hex[:6]}")
     stack.env["COMPOSE_PROFILES"] = "observability"
     try:
         stack.compose("up", "-d", "--scale", f"rest-server={REST_REPLICAS}")
