@@ -21,7 +21,7 @@ echo "== style (ruff)"
 "$venv/bin/ruff" format --check .
 
 echo "== unit tests"
-"$venv/bin/python" -m pytest tests/unit -q
+"$venv/bin/python" -m pytest tests/unit  # not -q: the header shows the random order's seed
 
 project="msgsuite-test-$(date +%s)-$$"
 export E2E_PROJECT="$project"
