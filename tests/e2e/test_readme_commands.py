@@ -222,7 +222,7 @@ def test_every_readme_command_runs_as_written(own_stack: Stack, subtests: pytest
     commands = [c for c in readme_commands() if c.text not in EXEMPT]
     last = [c for c in commands if c.text in ENDS_THE_STACK]
     for command in [c for c in commands if c.text not in ENDS_THE_STACK]:
-        with subtests.test(msg=command.text):
+        with subtests.test(msg=command.text.split("  #")[0].strip()):
             tool = command.text.split()[0]
             if tool in NEEDS_TOOL and shutil.which(tool) is None:
                 pytest.skip(f"{tool} is not installed: {NEEDS_TOOL[tool]}")
