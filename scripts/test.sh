@@ -8,8 +8,8 @@
 #      compose project of their own with no fixed host ports, torn down
 #      (down -v) at the end even when a test fails.
 # Any finding or failing test fails the command. Extra arguments go to the
-# end-to-end pytest run only (e.g. -k rest, -x, --randomly-seed=N, -p no:randomly); the style
-# checks and the unit tests always run whole.
+# end-to-end pytest run only (e.g. -k rest, -x, --randomly-seed=N,
+# -p no:randomly); the style checks and the unit tests always run whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
