@@ -47,7 +47,8 @@ CMD ["postgres_password", "rabbitmq_password"]
 FROM runtime AS migrate
 USER root
 COPY requirements-migrate.txt /tmp/requirements-migrate.txt
-RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install -r /tmp/requirements-migrate.txt
+RUN pip --python /opt/venv/bin/python install -r /tmp/requirements-migrate.txt \
+ && rm /tmp/requirements-migrate.txt
 USER suite
 COPY database/migrations/ /app/database/migrations/
 COPY migrate/ /app/migrate/
