@@ -24,6 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "kubernetes"
+CLIENT_JOB = BASE / "examples" / "rabbitmq-client-job.yaml"  # the README's example of a client run as a Job
 # The oldest Kubernetes the manifests are meant for (grpc probes, PDB unhealthyPodEvictionPolicy), and the newest
 # schemas the validator has.
 KUBERNETES_VERSIONS = ("1.31", kubernetes_validate.latest_version())
@@ -151,6 +152,18 @@ def test_every_resource_is_valid_against_the_kubernetes_schemas(resources: list[
             except kubernetes_validate.SchemaNotFoundError as error:
                 errors.append(f"{name}: {error.message}")
     assert not errors, "\n".join(errors)
+
+
+def test_the_client_job_example_is_valid_and_configured_as_in_compose(compose: dict[str, Any]) -> None:
+    job = yaml.safe_load(CLIENT_JOB.read_text())
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    (version,) = {image["newTag"] for image in kustomization["images"]}
+    repository = compose["rabbitmq-client"]["image"].partition(":")[0]
+    assert container(job)["image"] == f"{repository}:{version}"
+    assert {v["name"]: v["value"] for v in container(job)["env"]} == compose_environment(compose["rabbitmq-client"])
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "rabbitmq-client"
 
 
 def test_every_service_compose_starts_is_a_workload(compose: dict[str, Any], workloads: dict[str, Resource]) -> None:
