@@ -22,11 +22,11 @@ from pathlib import Path
 import requests
 
 from grpc_client.sender import GrpcSender
+from harness.stack import Stack
 from msgsuite.client import Sender
 from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
-from tests.e2e.stack import Stack
 
 from . import measure, scaling
 from .report import Results, Row
