@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+import psycopg2
+
 from harness.stack import LONG_RUNNING, Stack, wait_for
 
 from .checks import assert_ids_gap_free, assert_log_complete, log_ids
@@ -26,6 +28,13 @@ def test_messages_survive_down_and_up_and_the_total_continues(own_stack: Stack) 
     assert_log_complete(stack, earlier=logged_before)
 
 
+def schema_migrated(stack: Stack) -> bool:
+    try:
+        return bool(stack.query("SELECT 1 FROM stream"))
+    except psycopg2.Error:
+        return False
+
+
 def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_start(own_stack: Stack) -> None:
     healthy = own_stack
     last_old = post_message(healthy, "último del flujo viejo")
@@ -43,6 +52,7 @@ def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_
         healthy.compose("up", "-d", "--no-deps", "database", "migrate")
         healthy.forget_ports()
         healthy.wait_healthy(LONG_RUNNING)
+        wait_for(lambda: schema_migrated(healthy), what="the migrate service to have run on the new database")
         new_epoch = healthy.query("SELECT epoch::text FROM stream")[0][0]
         assert new_epoch != old_epoch and healthy.total() == 0
         for i in range(5):
