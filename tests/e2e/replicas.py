@@ -11,8 +11,9 @@ import json
 import subprocess
 from dataclasses import dataclass
 
+from harness.stack import ROOT
+
 from .load import Outcome, parse_outcome
-from .stack import ROOT
 
 TOOLS = ROOT / "tests" / "e2e" / "tools"
 

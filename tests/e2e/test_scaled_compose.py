@@ -17,11 +17,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.stack import CLIENTS, Stack, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete, assert_reported_stored_once
-from .conftest import BASE_PROJECT
+from .conftest import BASE_PROJECT, start
 from .load import start_streams
 from .replicas import ContainerListener, container_ip, containers
-from .stack import CLIENTS, Stack, wait_for
 
 SCALE = {"rabbitmq-server": 3, "websocket-hub": 2, "rest-server": 2}
 COUNT = 150
@@ -33,9 +34,7 @@ def scaled(images: None) -> Iterator[Stack]:
     """A whole stack of its own, started scaled (as a user would), removed after the test."""
     stack = Stack(f"{BASE_PROJECT}-own-scaled-{uuid.uuid4().hex[:6]}")
     try:
-        stack.up(scale=SCALE)
-        codes = stack.wait_exited(CLIENTS)
-        assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
+        start(stack, SCALE)
         yield stack
     finally:
         stack.down(volumes=True)

@@ -22,10 +22,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.stack import CLIENTS, ROOT, wait_for
+
 from .checks import assert_reported_stored_once
 from .conftest import BASE_PROJECT
 from .replicas import ContainerClient, ContainerListener, container_ip, containers
-from .stack import CLIENTS, ROOT, wait_for
 
 COUNT, RATE = 300, 15  # per client: a 20 s stream
 STREAM = ["--count", str(COUNT), "--rate", str(RATE), "--concurrency", "4", "--retries", "40"]

@@ -17,7 +17,7 @@ import psycopg2.extensions
 from websockets.sync.client import ClientConnection, connect
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LONG_RUNNING = [
     "database",
     "rabbitmq",
@@ -38,6 +38,7 @@ EPHEMERAL_PORTS = dict.fromkeys(
         "GRPC_HOST_PORT",
         "REST_HOST_PORT",
         "HUB_HOST_PORT",
+        "PROMETHEUS_HOST_PORT",
     ),
     "",
 )
