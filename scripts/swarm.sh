@@ -96,16 +96,39 @@ not_ready() {
     case $mode in
       *job*) # "replicated job": ready once a task of it completed
         docker service ps --format '{{.CurrentState}}' "$name" | grep -q '^Complete' || echo "$name $replicas" ;;
-      *) [ "$running" = "$desired" ] || echo "$name $replicas" ;;
+      *)
+        [ "$running" = "$desired" ] || { echo "$name $replicas"; continue; }
+        case $(update_state "$name") in
+          updating | rollback_started) echo "$name $replicas (rolling)" ;;
+        esac ;;
     esac
   done < <(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}|{{.Mode}}|{{.Replicas}}')
 }
 
+update_state() { docker service inspect --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}' "$1"; }
+
+# An update that did not take (rolled back or paused) leaves the stack unlike the file: that is a failure.
+failed_updates() {
+  local service
+  for service in $(stack_services); do
+    case $(update_state "$service") in
+      paused | rollback_*) docker service inspect --format '{{.Spec.Name}}: {{.UpdateStatus.Message}}' "$service" ;;
+    esac
+  done
+}
+
 wait_ready() {
-  local limit=${SWARM_WAIT_SECONDS:-300} started=$SECONDS waiting
+  local limit=${SWARM_WAIT_SECONDS:-300} started=$SECONDS waiting failed
+  sleep 2 # a redeploy's rolling update starts a moment after `docker stack deploy` returns
   while true; do
     waiting=$(not_ready)
     if [ -z "$waiting" ] && [ -n "$(stack_services)" ]; then
+      failed=$(failed_updates)
+      if [ -n "$failed" ]; then
+        say "an update did not take:"
+        echo "$failed" >&2
+        return 1
+      fi
       say "stack $stack ready after $((SECONDS - started)) s"
       return 0
     fi
