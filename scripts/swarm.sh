@@ -146,8 +146,15 @@ wait_ready() {
 }
 
 up_finished=no
+stack_existed=no
+# A failed `up` removes what it created; a stack that was there before (a redeploy) is left to its
+# rollback, with its data.
 cleanup_after_failed_up() {
-  if [ "$up_finished" != yes ]; then
+  if [ "$up_finished" = yes ]; then
+    return
+  elif [ "$stack_existed" = yes ]; then
+    say "up failed: stack $stack existed before, left as it is (scripts/swarm.sh down removes it)"
+  else
     say "up failed: removing stack $stack"
     down || true
   fi
@@ -155,6 +162,9 @@ cleanup_after_failed_up() {
 
 up() {
   mkdir -p "$STATE_DIR"
+  if [ "$(swarm_state)" = active ] && [ -n "$(stack_services)" ]; then
+    stack_existed=yes
+  fi
   trap cleanup_after_failed_up EXIT
   trap 'exit 130' INT TERM
   say "building the images (tag $MSGSUITE_VERSION)"
