@@ -12,7 +12,7 @@
 # (its services carry the label io.msgsuite.deployed-by). Environment:
 # MSGSUITE_VERSION (image tag, default dev), POSTGRES_PASSWORD / RABBITMQ_PASSWORD
 # (used when a secret is created; random otherwise), SWARM_WAIT_SECONDS (default 300).
-# A failed `up` removes what it created, swarm mode included.
+# A failed `up` removes what it created, swarm mode included; a stack that existed before is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
