@@ -34,6 +34,15 @@ FROM runtime AS secrets-init
 ENTRYPOINT ["python", "-m", "msgsuite.secrets_init", "/run/suite-secrets"]
 CMD ["postgres_password", "rabbitmq_password"]
 
+FROM runtime AS migrate
+USER root
+COPY requirements-migrate.txt /tmp/requirements-migrate.txt
+RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/venv/bin/pip install -r /tmp/requirements-migrate.txt
+USER suite
+COPY database/migrations/ /app/database/migrations/
+COPY migrate/ /app/migrate/
+CMD ["python", "-m", "migrate"]
+
 FROM runtime AS rest-server
 COPY rest_server/ /app/rest_server/
 EXPOSE 8000

@@ -28,7 +28,7 @@ from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 from tests.e2e.stack import Stack
 
-from . import measure
+from . import measure, scaling
 from .report import Results, Row
 
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
@@ -44,12 +44,13 @@ class Size:
     listeners: tuple[int, ...]
     fan_out: int  # notifications received per fan-out run, all listeners together
     preload: int
+    scaling: int  # messages per replica-scaling run
 
 
 SIZES = {
-    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000),
-    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000),
-    "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000),
+    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200),
+    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000, 2_000),
+    "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000, 6_000),
 }
 
 
@@ -88,10 +89,8 @@ def wait_for_hub(stack: Stack, target: measure.Target) -> None:
         time.sleep(1)
 
 
-def run(stack: Stack, size: Size, results: Results) -> None:
-    """Latency and the flat-cost baseline first, while the table is small; then throughput, fan-out,
-    and last the flat cost again once size.preload more messages are stored."""
-    target = measure.Target(
+def database_target(stack: Stack) -> measure.Target:
+    return measure.Target(
         stack.hub_url,
         {
             "host": "127.0.0.1",
@@ -101,6 +100,21 @@ def run(stack: Stack, size: Size, results: Results) -> None:
             "password": stack.secret("postgres_password"),
         },
     )
+
+
+def run_scaling(stack: Stack, size: Size, results: Results) -> None:
+    """The sequencer alone at group sizes 1..1000, then 1, 2 and 3 replicas of every server at one load."""
+    target = database_target(stack)
+    progress("sequencer: the store statement alone at group sizes 1, 10, 100, 1000")
+    results.rows.extend(scaling.sequencer(target, (1, 10, 100, 1000), size.single))
+    progress("replica scaling: 1, 2, 3 replicas of each server, clients inside the compose network")
+    results.rows.extend(scaling.replica_scaling(stack, target, SERVICES, (1, 2, 3), size.scaling, 16, median_of))
+
+
+def run(stack: Stack, size: Size, results: Results) -> None:
+    """Latency and the flat-cost baseline first, while the table is small; then throughput, fan-out,
+    and last the flat cost again once size.preload more messages are stored."""
+    target = database_target(stack)
     protocols = senders(stack)
     flat_concurrency = size.concurrencies[-1]
 
@@ -177,6 +191,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--project", help="measure the stack running under this compose project (no up/down)")
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument(
+        "--only", choices=["scaling"], help="scaling: only the sequencer and replica-scaling runs (README, Scaling)"
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     # The listener thread shares this process with the sending threads; a short
@@ -190,7 +207,7 @@ def main(argv: list[str]) -> int:
             progress(f"building and starting compose project {stack.project}")
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
-        run(stack, size, results)
+        (run_scaling if args.only == "scaling" else run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
         print(results.table(), results.latency_table(), sep="\n\n", file=sys.stderr)

@@ -76,6 +76,10 @@ def classify(error: psycopg2.Error) -> DatabaseError:
         return DatabaseUnavailable(reason)
     if code in _UNAVAILABLE_CODES or code[:2] in _UNAVAILABLE_CLASSES:
         return DatabaseUnavailable(reason)
+    if code == "23505" and _constraint(error) == "messages_pkey":
+        # Not the message's fault: the counter row is behind the stored ids
+        # (a manual insert, a bad restore). Every message would meet it.
+        return DatabaseFailure(f"{reason}: the stream counter is behind the stored ids (SQLSTATE {code})")
     if code in _REFUSED_CODES or code[:2] in _REFUSED_CLASSES:
         return MessageRefused(reason)
     return DatabaseFailure(f"{reason} (SQLSTATE {code})")
@@ -134,6 +138,12 @@ class ConnectionPool:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
+
+
+def _constraint(error: psycopg2.Error) -> str | None:
+    diag = getattr(error, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    return str(name) if name else None
 
 
 def _reason(error: psycopg2.Error) -> str:

@@ -136,6 +136,7 @@ class Consumer:
         while batch:
             outcomes = store_isolating_refusals(batch, self._store)
             done = 0
+            failure: Exception | None = None
             for delivery, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, DatabaseUnavailable):
                     break
@@ -145,7 +146,8 @@ class Consumer:
                     DEAD_LETTERED.labels("database").inc()
                     self._dead_letter(channel, delivery.body, delivery.properties, delivery.redelivered, reason)
                 elif isinstance(outcome, Exception):
-                    raise outcome  # not the message's fault nor an outage: restart (see crash.py)
+                    failure = outcome
+                    break
                 done += 1
             if done:
                 # Tags grow with each delivery: this acknowledges what was stored or
@@ -154,6 +156,10 @@ class Consumer:
                 stored = [o for o in outcomes[:done] if isinstance(o, StoredMessage)]
                 if stored:
                     log.debug("stored %d deliveries, ids %d..%d", len(stored), stored[0].id, stored[-1].id)
+            if failure is not None:
+                # Not the message's fault nor an outage: restart (see crash.py). What was
+                # stored or dead-lettered is acknowledged first, so it is not redelivered.
+                raise failure
             batch = batch[done:]
             if batch:
                 if self._stopping.is_set():

@@ -114,6 +114,10 @@ class Stack:
     def states(self) -> dict[str, str]:
         return {r["Service"]: r.get("Health") or r["State"] for r in self._ps(all_containers=False)}
 
+    def containers(self) -> list[dict[str, object]]:
+        """One row per running container (several per service when scaled)."""
+        return self._ps(all_containers=False)
+
     def _ps(self, all_containers: bool) -> list[dict[str, object]]:
         out = self.compose("ps", "--format", "json", *(["--all"] if all_containers else [])).stdout.strip()
         if not out:

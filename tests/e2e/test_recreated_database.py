@@ -38,7 +38,8 @@ def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_
         healthy.compose("stop", "database")
         healthy.compose("rm", "-f", "database")
         subprocess.run(["docker", "volume", "rm", f"{healthy.project}_database-data"], check=True, capture_output=True)
-        healthy.compose("up", "-d", "--no-deps", "database")
+        # The schema is the migrate service's work, as on `docker compose up`.
+        healthy.compose("up", "-d", "--no-deps", "database", "migrate")
         healthy.forget_ports()
         healthy.wait_healthy(LONG_RUNNING)
         new_epoch = healthy.query("SELECT epoch::text FROM stream")[0][0]

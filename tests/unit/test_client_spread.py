@@ -23,12 +23,12 @@ def _replica(name: str) -> http.server.HTTPServer:
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
+            served.append(name)  # before answering: the client goes on as soon as it has the answer
             body = b'{"id": 1, "repeated": false, "replica": "%s"}' % name.encode()
             self.send_response(201)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-            served.append(name)
 
         def log_message(self, *args: object) -> None:
             pass
@@ -88,6 +88,14 @@ def test_grpc_calls_are_spread_round_robin_over_every_address() -> None:
         servers.append(server)
     sender = GrpcSender(f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}", timeout=5)
     try:
+        # round_robin picks among the addresses it has connected to: until both
+        # are, calls go to the first. Then it takes them strictly in turn.
+        for _ in range(100):
+            if all(servicer.calls for servicer in servicers):
+                break
+            sender.send("hola", "k")
+        for servicer in servicers:
+            servicer.calls = 0
         for _ in range(10):
             sender.send("hola", "k")
     finally:

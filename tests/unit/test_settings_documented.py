@@ -17,6 +17,7 @@ SERVICE_PACKAGES = [
     "rest_client",
     "grpc_client",
     "rabbitmq_client",
+    "migrate",
 ]
 READERS = {"required", "optional", "integer", "number", "secret"}
 _NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")

@@ -1,0 +1,246 @@
+"""The gRPC servicer and its health watcher in process: a fake context, the real MessageStore storing into a fake."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+from suite.v1 import messages_pb2
+
+from grpc_server.__main__ import MESSAGE_SERVICE, watch_database
+from grpc_server.service import MessageService
+from msgsuite import crash, store
+from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
+from msgsuite.messages import Via
+from msgsuite.store import MessageStore
+
+from .conftest import Exits
+from .fakes import FakePool, FakeStoreFunction
+
+
+class Aborted(Exception):
+    """What a real ServicerContext.abort raises: the call ends with this status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, details)
+        self.code = code
+        self.details = details
+
+
+class FakeContext:
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise Aborted(code, details)
+
+
+class Grpc:
+    def __init__(self, service: MessageService, stored: FakeStoreFunction) -> None:
+        self.service = service
+        self.stored = stored
+
+    def send(self, message: str, key: str = "") -> messages_pb2.SendMessageResponse:
+        request = messages_pb2.SendMessageRequest(message=message, idempotency_key=key)
+        return self.service.SendMessage(request, FakeContext())  # type: ignore[arg-type]
+
+    def send_batch(self, *messages: str | tuple[str, str]) -> messages_pb2.SendMessageBatchResponse:
+        requests = [
+            messages_pb2.SendMessageRequest(message=m)
+            if isinstance(m, str)
+            else messages_pb2.SendMessageRequest(message=m[0], idempotency_key=m[1])
+            for m in messages
+        ]
+        batch = messages_pb2.SendMessageBatchRequest(messages=requests)
+        return self.service.SendMessageBatch(batch, FakeContext())  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def grpc_service() -> Iterator[Grpc]:
+    stored = FakeStoreFunction()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "store_messages", stored)
+        yield Grpc(MessageService(MessageStore(FakePool(), Via.GRPC)), stored)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def service(grpc_service: Grpc) -> Grpc:
+    grpc_service.stored.reset()
+    return grpc_service
+
+
+def test_a_message_is_stored_and_answered_with_its_record(service: Grpc) -> None:
+    response = service.send("hola gRPC")
+    assert (response.id, response.total, response.via, response.repeated) == (1, 1, "GRPC", False)
+    assert response.created_at.ToJsonString() == "2026-01-02T03:04:05Z"
+    assert service.stored.records[0].idempotency_key is None  # an empty key is no key
+
+
+def test_a_repeated_key_answers_the_original_record(service: Grpc) -> None:
+    first, second = service.send("una vez", "grpc-1"), service.send("una vez", "grpc-1")
+    assert second.id == first.id and second.repeated and not first.repeated
+    assert service.stored.stored_texts == ["una vez"]
+
+
+def test_a_batch_answers_one_record_per_message_in_order(service: Grpc) -> None:
+    response = service.send_batch(*(f"lote gRPC {i}" for i in range(20)))
+    assert [m.id for m in response.messages] == list(range(1, 21))
+    assert all(m.via == "GRPC" and not m.repeated for m in response.messages)
+    assert service.stored.transactions == [[f"lote gRPC {i}" for i in range(20)]]
+    again = service.send_batch(("nuevo", "k-new"), ("nuevo", "k-new"))
+    assert [m.repeated for m in again.messages] == [False, True] and again.messages[0].id == 21
+
+
+@pytest.mark.parametrize(
+    ("message", "key", "words"),
+    [
+        ("", "", "empty"),
+        (" \t ", "", "blank"),
+        ("x" * 4097, "", "4096"),
+        ("a\x00b", "", "NUL"),
+        ("hola", "k" * 201, "idempotency key"),
+        ("hola", "con espacio", "idempotency key"),
+    ],
+    ids=["empty", "blank", "too long", "NUL", "over-long key", "key with a space"],
+)
+def test_bad_input_is_invalid_argument_and_stores_nothing(service: Grpc, message: str, key: str, words: str) -> None:
+    with pytest.raises(Aborted) as aborted:
+        service.send(message, key)
+    assert aborted.value.code == grpc.StatusCode.INVALID_ARGUMENT and words in aborted.value.details
+    assert service.stored.transactions == []
+
+
+@pytest.mark.parametrize(
+    ("messages", "words"),
+    [
+        (("bien", "a\x00"), "message 1 of the batch: message must not contain the NUL character"),
+        (("   ", "bien"), "message 0 of the batch: message must not be blank"),
+        ((), "a batch needs at least one message"),
+        (("x",) * 1001, "a batch holds at most 1000 messages, not 1001"),
+    ],
+    ids=["NUL member", "blank member", "empty batch", "over 1000"],
+)
+def test_a_bad_batch_is_invalid_argument_naming_its_place(service: Grpc, messages: tuple[str, ...], words: str) -> None:
+    with pytest.raises(Aborted) as aborted:
+        service.send_batch(*messages)
+    assert aborted.value.code == grpc.StatusCode.INVALID_ARGUMENT and aborted.value.details == words
+    assert service.stored.transactions == []
+
+
+def test_an_unavailable_database_is_unavailable(service: Grpc) -> None:
+    service.stored.failure = DatabaseUnavailable("terminating connection due to administrator command")
+    for call in (lambda: service.send("x"), lambda: service.send_batch("x", "y")):
+        with pytest.raises(Aborted) as aborted:
+            call()
+        assert aborted.value.code == grpc.StatusCode.UNAVAILABLE
+        assert aborted.value.details == "the database is unavailable; retry later"
+
+
+def test_a_refused_message_is_internal_naming_the_database_reason(service: Grpc) -> None:
+    service.stored.refused = {"veneno"}
+    with pytest.raises(Aborted) as aborted:
+        service.send("veneno")
+    assert aborted.value.code == grpc.StatusCode.INTERNAL
+    assert aborted.value.details == (
+        'the database refused the message: new row for relation "messages" violates check constraint "no_veneno"'
+    )
+    with pytest.raises(Aborted) as batch:
+        service.send_batch("bien", "veneno")
+    assert batch.value.code == grpc.StatusCode.INTERNAL and "refused the message" in batch.value.details
+    assert service.stored.stored_texts == []
+    assert service.send("bien").id == 1
+
+
+def test_a_refusal_from_the_store_is_internal_with_its_reason(service: Grpc) -> None:
+    service.stored.failure = MessageRefused("value too long for type character varying(10)")
+    with pytest.raises(Aborted) as aborted:
+        service.send("x")
+    assert aborted.value.code == grpc.StatusCode.INTERNAL
+    assert aborted.value.details == "the database refused the message: value too long for type character varying(10)"
+
+
+def test_a_database_failure_is_internal_without_its_sql(service: Grpc, caplog: pytest.LogCaptureFixture) -> None:
+    service.stored.failure = DatabaseFailure('syntax error at or near "SELEC" (SQLSTATE 42601)')
+    with pytest.raises(Aborted) as aborted:
+        service.send("x")
+    assert aborted.value.code == grpc.StatusCode.INTERNAL
+    assert aborted.value.details == "the database failed to store the message; see the grpc-server log"
+    assert any(r.exc_info and "SELEC" in str(r.exc_info[1]) for r in caplog.records)  # logged with its traceback
+
+
+def test_an_unexpected_error_is_internal_and_logged(service: Grpc, caplog: pytest.LogCaptureFixture) -> None:
+    service.stored.failure = RuntimeError("secret internals")
+    with pytest.raises(Aborted) as aborted:
+        service.send("x")
+    assert aborted.value.code == grpc.StatusCode.INTERNAL
+    assert aborted.value.details == "internal error; see the grpc-server log"
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+# The health watcher
+
+
+class ScriptedPool(FakePool):
+    """Fails or answers by a script, one step per health check; the last step repeats."""
+
+    def __init__(self, script: list[BaseException | None]) -> None:
+        super().__init__()
+        self.script = script
+
+    def connection(self):  # type: ignore[no-untyped-def]
+        step = min(self.checkouts, len(self.script) - 1)
+        self.failure = self.script[step]
+        return super().connection()
+
+
+class RecordingHealth:
+    def __init__(self) -> None:
+        self.statuses: list[tuple[str, int]] = []
+
+    def set(self, name: str, status: int) -> None:
+        self.statuses.append((name, status))
+
+
+class Checks:
+    """The watcher's `stopping` event: never waits, and stops it after `rounds` checks."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.waits: list[float] = []
+
+    def is_set(self) -> bool:
+        return len(self.waits) >= self.rounds
+
+    def wait(self, timeout: float) -> bool:
+        self.waits.append(timeout)
+        return self.is_set()
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_the_health_status_follows_the_database() -> None:
+    down = DatabaseUnavailable("could not connect to server")
+    pool = ScriptedPool([down, down, None, None, None, DatabaseFailure("odd (SQLSTATE XX000)"), None])
+    health, checks = RecordingHealth(), Checks(rounds=7)
+    watch_database(pool, health, checks)  # type: ignore[arg-type]
+    both = ("", MESSAGE_SERVICE)
+    assert health.statuses == [
+        *((name, NOT_SERVING) for name in both),
+        *((name, SERVING) for name in both),
+        *((name, NOT_SERVING) for name in both),
+        *((name, SERVING) for name in both),
+    ]
+    assert checks.waits == [1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 2.0]  # looks again sooner while down
+
+
+def test_any_other_error_in_the_watcher_ends_the_process(exits: Exits) -> None:
+    crash.exit_on_thread_errors()
+    pool = ScriptedPool([None, RuntimeError("a bug in the watcher")])
+    health = RecordingHealth()
+    thread = threading.Thread(target=watch_database, args=(pool, health, Checks(rounds=10)), name="health-watcher")
+    thread.start()
+    thread.join(5)
+    assert exits.codes == [70]
+    assert health.statuses == [("", SERVING), (MESSAGE_SERVICE, SERVING)]  # never frozen silently

@@ -1,0 +1,192 @@
+"""store_isolating_refusals: a refused member does not fail the others of its group."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from msgsuite.database import DatabaseUnavailable, MessageRefused
+from msgsuite.group_commit import GroupCommitter
+from msgsuite.messages import StoredMessage, Via
+from msgsuite.refusals import store_isolating_refusals
+
+from .fakes import FakeStoreFunction
+
+
+class TransactionalStore:
+    """Stores a group all or nothing, like one transaction: the first refused member refuses it whole."""
+
+    def __init__(self, refused: set[str] | frozenset[str] = frozenset(), fail_on_call: int | None = None) -> None:
+        self.refused = set(refused)
+        self.fail_on_call = fail_on_call
+        self.calls: list[list[str]] = []
+        self.stored: list[str] = []
+
+    def __call__(self, members: Sequence[str]) -> list[str]:
+        self.calls.append(list(members))
+        if len(self.calls) == self.fail_on_call:
+            raise DatabaseUnavailable("terminating connection due to administrator command")
+        for member in members:
+            if member in self.refused:
+                raise MessageRefused(f"check constraint refuses {member}")
+        self.stored.extend(members)
+        return [f"stored {member}" for member in members]
+
+
+def members(n: int) -> list[str]:
+    return [f"m{i}" for i in range(n)]
+
+
+def check_outcomes(group: list[str], store: TransactionalStore, outcomes: Sequence[object]) -> None:
+    """Each member's outcome in order; each member not refused stored exactly once, in order."""
+    assert len(outcomes) == len(group)
+    for member, outcome in zip(group, outcomes, strict=True):
+        if member in store.refused:
+            assert isinstance(outcome, MessageRefused) and outcome.reason == f"check constraint refuses {member}"
+        else:
+            assert outcome == f"stored {member}"
+    assert store.stored == [m for m in group if m not in store.refused]
+
+
+def test_nothing_refused_costs_one_transaction() -> None:
+    store = TransactionalStore()
+    outcomes = store_isolating_refusals(members(7), store)
+    check_outcomes(members(7), store, outcomes)
+    assert store.calls == [members(7)]
+
+
+def test_an_empty_group_stores_nothing() -> None:
+    store = TransactionalStore()
+    assert store_isolating_refusals([], store) == [] and store.calls == []
+
+
+def test_a_refused_member_gets_its_refusal_and_the_others_are_stored_in_order() -> None:
+    group = members(8)
+    store = TransactionalStore(refused={"m5"})
+    outcomes = store_isolating_refusals(group, store)
+    check_outcomes(group, store, outcomes)
+    # 1 whole + ceil(log2 8) halvings + 1 for the members after it
+    assert len(store.calls) <= 1 + math.ceil(math.log2(8)) + 1
+
+
+@pytest.mark.parametrize("n", range(1, 41))
+def test_one_refused_member_anywhere_costs_at_most_log2_n_plus_one_extra_transactions(n: int) -> None:
+    group = members(n)
+    for position in range(n):
+        store = TransactionalStore(refused={group[position]})
+        outcomes = store_isolating_refusals(group, store)
+        check_outcomes(group, store, outcomes)
+        extra = len(store.calls) - 1
+        assert extra <= math.ceil(math.log2(n)) + 1, (n, position, store.calls)
+
+
+@pytest.mark.parametrize("n", range(2, 21))
+def test_two_refused_members_anywhere(n: int) -> None:
+    group = members(n)
+    for first, second in itertools.combinations(range(n), 2):
+        store = TransactionalStore(refused={group[first], group[second]})
+        outcomes = store_isolating_refusals(group, store)
+        check_outcomes(group, store, outcomes)
+        # Each refused member is isolated on its own, at the same cost as one alone.
+        assert len(store.calls) - 1 <= 2 * (math.ceil(math.log2(n)) + 1), (n, first, second)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 13])
+def test_every_member_refused(n: int) -> None:
+    group = members(n)
+    store = TransactionalStore(refused=set(group))
+    outcomes = store_isolating_refusals(group, store)
+    check_outcomes(group, store, outcomes)
+    assert store.stored == []
+
+
+@pytest.mark.parametrize("n", [1, 5, 16, 23])
+def test_an_error_that_is_not_a_refusal_fails_every_member_not_stored_yet(n: int) -> None:
+    group = members(n)
+    for position in range(n):
+        # Every call the isolation makes, failed in turn: what was stored keeps its result.
+        calls_needed = len(_calls_for(group, {group[position]}))
+        for failing_call in range(1, calls_needed + 1):
+            store = TransactionalStore(refused={group[position]}, fail_on_call=failing_call)
+            outcomes = store_isolating_refusals(group, store)
+            assert len(outcomes) == n
+            failed = [o for o in outcomes if isinstance(o, DatabaseUnavailable)]
+            assert failed and all(o is failed[0] for o in failed)
+            first_failed = outcomes.index(failed[0])
+            assert outcomes[first_failed:] == [failed[0]] * (n - first_failed)
+            for member, outcome in zip(group[:first_failed], outcomes[:first_failed], strict=True):
+                if member == group[position]:
+                    assert isinstance(outcome, MessageRefused)
+                else:
+                    assert outcome == f"stored {member}"
+            assert store.stored == [m for m in group[:first_failed] if m != group[position]]
+
+
+def test_an_error_on_the_first_try_fails_the_whole_group() -> None:
+    store = TransactionalStore(fail_on_call=1)
+    outcomes = store_isolating_refusals(members(4), store)
+    assert all(isinstance(o, DatabaseUnavailable) for o in outcomes) and len(outcomes) == 4
+    assert store.stored == []
+
+
+def test_an_error_after_the_refused_member_keeps_what_was_stored_before_it() -> None:
+    group = members(8)
+    calls = len(_calls_for(group, {"m3"}))
+    store = TransactionalStore(refused={"m3"}, fail_on_call=calls)  # the retry of m4..m7 fails
+    outcomes = store_isolating_refusals(group, store)
+    assert outcomes[:3] == ["stored m0", "stored m1", "stored m2"]
+    assert isinstance(outcomes[3], MessageRefused)
+    assert all(isinstance(o, DatabaseUnavailable) for o in outcomes[4:])
+    assert store.stored == ["m0", "m1", "m2"]
+
+
+def _calls_for(group: list[str], refused: set[str]) -> list[list[str]]:
+    store = TransactionalStore(refused=refused)
+    store_isolating_refusals(group, store)
+    return store.calls
+
+
+def test_a_refused_request_fails_alone_and_the_rest_of_its_group_commit_is_stored() -> None:
+    stored = FakeStoreFunction()
+    stored.refused = {"veneno"}
+    writing, release = threading.Event(), threading.Event()
+
+    def store(texts: list[str], keys: list[str | None]) -> list[StoredMessage]:
+        writing.set()
+        release.wait(5)  # the first request holds the writer while the others queue up as one group
+        return stored(None, Via.REST, texts, keys)
+
+    committer = GroupCommitter(store)
+    answers: dict[str, Any] = {}
+
+    def send(texts: list[str]) -> None:
+        try:
+            answers[texts[0]] = committer.store(texts, [None] * len(texts))
+        except Exception as error:
+            answers[texts[0]] = error
+
+    threads = [threading.Thread(target=send, args=(["primero"],))]
+    threads[0].start()
+    assert writing.wait(5)
+    for number, texts in enumerate([["a1", "a2"], ["veneno", "b"], ["c1"], ["d1", "d2"]], start=1):
+        threads.append(threading.Thread(target=send, args=(texts,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while committer._queue.qsize() < number:  # queued in this order
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert stored.transactions[1] == ["a1", "a2", "veneno", "b", "c1", "d1", "d2"]  # one group
+    assert isinstance(answers["veneno"], MessageRefused) and "no_veneno" in answers["veneno"].reason
+    assert stored.stored_texts == ["primero", "a1", "a2", "c1", "d1", "d2"]  # each once, in arrival order
+    ids = {text: [r.id for r in answers[text]] for text in ("primero", "a1", "c1", "d1")}
+    assert ids == {"primero": [1], "a1": [2, 3], "c1": [4], "d1": [5, 6]}
+    assert len(stored.transactions) - 2 <= math.ceil(math.log2(4)) + 1  # the group had 4 requests
