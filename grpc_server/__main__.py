@@ -16,6 +16,7 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
+from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 from msgsuite.store import MessageStore
 
@@ -97,6 +98,8 @@ def main() -> int:
         server.stop(GRACE_SECONDS)
 
     stopping = shutdown.on_stop(stop)
+    if not wait_for_schema(settings.database, log, stopping):
+        return 0
     server.start()
     log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
     threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()

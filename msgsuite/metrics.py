@@ -96,3 +96,6 @@ MESSAGES_REFUSED = counter(
 DATABASE_UNAVAILABLE = counter(
     "msgsuite_database_unavailable", "Store attempts that found the database unavailable", ["via"]
 )
+DATABASE_FAILURES = counter(
+    "msgsuite_database_failures", "Store attempts that failed with a database error of no known kind", ["via"]
+)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg2.extensions
 
 from . import metrics
-from .database import ConnectionPool, DatabaseUnavailable, MessageRefused
+from .database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from .group_commit import GroupCommitter
 from .messages import InvalidMessage, StoredMessage, Via, validate_batch
 
@@ -46,6 +46,9 @@ def store_messages(
             rows = cursor.fetchall()
     except DatabaseUnavailable:
         metrics.DATABASE_UNAVAILABLE.labels(via.value).inc()
+        raise
+    except DatabaseFailure:
+        metrics.DATABASE_FAILURES.labels(via.value).inc()
         raise
     metrics.STORE_SECONDS.labels(via.value).observe(time.perf_counter() - started)
     metrics.GROUP_MESSAGES.labels(via.value).observe(len(texts))

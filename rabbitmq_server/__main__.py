@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool
+from msgsuite.schema import wait_for_schema
 from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
 
 from .consumer import Consumer
@@ -39,7 +40,9 @@ def main() -> int:
     metrics.serve(settings.metrics_port)
     pool = ConnectionPool(database, size=1)
     consumer = Consumer(broker, pool, settings.prefetch, settings.liveness_file)
-    shutdown.on_stop(consumer.stop)
+    stopping = shutdown.on_stop(consumer.stop)
+    if not wait_for_schema(database, log, stopping):
+        return 0
     log.info("starting: broker %s:%d, database %s:%d", broker.host, broker.port, database.host, database.port)
     try:
         consumer.run()

@@ -29,23 +29,26 @@ import pika.exceptions
 from pika.spec import BasicProperties
 
 from msgsuite.amqp import connection_parameters
-from msgsuite.settings import BrokerSettings, InvalidSetting, optional
+from msgsuite.settings import BrokerSettings, InvalidSetting
 
 from .consumer import REASON_HEADER
 
 PROG = "dead-letters"
+DEAD_LETTER_QUEUE = "messages.dead-letter"  # bound to the dead-letter exchange in rabbitmq/definitions
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PREVIEW_CHARS = 40
 # What the broker itself adds when it dead-letters (a reject, an expiry): the
 # story of the last refusal, not part of the message.
-BROKER_DEATH_HEADERS = (
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
+BROKER_DEATH_HEADERS = frozenset(
+    (
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    )
 )
 
 
@@ -68,8 +71,8 @@ class DeadLetter:
 
     @property
     def message_id(self) -> str | None:
-        message_id: str | None = self.properties.message_id
-        return message_id
+        key: str | None = self.properties.message_id
+        return key
 
     @property
     def reason(self) -> str:
@@ -141,10 +144,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         description="List the dead-letter queue, or send dead letters to the messages exchange again.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="one line per dead letter: message_id | reason | body; removes nothing")
+    listing = commands.add_parser("list", help="one line per dead letter: message_id | reason | body; removes nothing")
     again = commands.add_parser("resend", help="re-publish dead letters by message_id, or --all")
     again.add_argument("keys", nargs="*", metavar="KEY", help="message_id of a dead letter to send again")
     again.add_argument("--all", action="store_true", help="send every dead letter again")
+    for command in (listing, again):
+        command.add_argument("--queue", default=DEAD_LETTER_QUEUE, help=f"the dead-letter queue ({DEAD_LETTER_QUEUE})")
     args = parser.parse_args(argv)
     if args.command == "resend" and bool(args.keys) == args.all:
         again.error("name the message_ids to send again, or --all (not both)")
@@ -154,11 +159,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 def run(
     args: argparse.Namespace,
     broker: BrokerSettings,
-    queue: str,
     connect: Callable[[pika.ConnectionParameters], pika.BlockingConnection] = pika.BlockingConnection,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
+    queue: str = args.queue
     connection = None
     try:
         connection = connect(connection_parameters(broker, "dead-letters"))
@@ -177,7 +182,8 @@ def run(
         print(f"{PROG}: resent {len(chosen)} of {len(letters)} in {queue!r}", file=err)
         return EXIT_FAILED if missing else EXIT_OK
     except (pika.exceptions.AMQPError, OSError) as error:
-        print(f"{PROG}: {_broker_failure(error, broker)}; what was not re-sent stays in {queue!r}", file=err)
+        kept = f"; what was not re-sent stays in {queue!r}" if args.command == "resend" else ""
+        print(f"{PROG}: {_broker_failure(error, broker)}{kept}", file=err)
         return EXIT_FAILED
     finally:
         # What was taken and not acknowledged goes back to the dead-letter queue.
@@ -187,7 +193,7 @@ def run(
 
 def _broker_failure(error: Exception, broker: BrokerSettings) -> str:
     if isinstance(error, pika.exceptions.UnroutableError):
-        return f"the broker has no queue bound for {broker.routing_key!r} on exchange {broker.exchange!r}"
+        return f"exchange {broker.exchange!r} routes {broker.routing_key!r} to no queue"
     if isinstance(error, pika.exceptions.NackError):
         return "the broker did not accept a re-publish"
     if isinstance(error, pika.exceptions.ChannelClosedByBroker):
@@ -206,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InvalidSetting as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run(args, broker, optional("RABBITMQ_DEAD_LETTER_QUEUE", "messages.dead-letter"))
+    return run(args, broker)
 
 
 if __name__ == "__main__":

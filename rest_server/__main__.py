@@ -10,6 +10,7 @@ import uvicorn
 from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
 from msgsuite.messages import Via
+from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 from msgsuite.store import MessageStore
 
@@ -30,6 +31,7 @@ def main() -> int:
     log = logs.configure("rest-server")
     settings = load_or_exit(log, RestServerSettings.from_env)
     crash.exit_on_thread_errors()
+    wait_for_schema(settings.database, log)
     pool = ConnectionPool(settings.database)
     log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
     # uvicorn stops on SIGTERM after in-flight requests finish.

@@ -2,22 +2,29 @@
 # Runs every test of the suite on a machine with Docker (Compose v2) and Python 3.11+:
 #   1. a virtual environment (.venv-test) with the pinned test dependencies,
 #   2. the gRPC code generated from protos/ into build/generated,
-#   3. the unit tests,
-#   4. the end-to-end tests against the whole stack, built and started under a
+#   3. style: ruff check and ruff format --check (configured in pyproject.toml),
+#   4. the unit tests,
+#   5. the end-to-end tests against the whole stack, built and started under a
 #      compose project of their own with no fixed host ports, torn down
 #      (down -v) at the end even when a test fails.
-# Extra arguments go to the end-to-end pytest run (e.g. -k rest, -x).
+# Any finding or failing test fails the command. Extra arguments go to the
+# end-to-end pytest run only (e.g. -k rest, -x, --randomly-seed=N,
+# -p no:randomly); the style checks and the unit tests always run whole.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/prepare.sh
 venv=.venv-test
 
+echo "== style (ruff)"
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
+
 echo "== types (mypy --strict)"
 "$venv/bin/mypy"
 
 echo "== unit tests"
-"$venv/bin/python" -m pytest tests/unit -q
+"$venv/bin/python" -m pytest tests/unit  # not -q: the header shows the random order's seed
 
 project="msgsuite-test-$(date +%s)-$$"
 export E2E_PROJECT="$project"

@@ -13,6 +13,7 @@ from websockets.asyncio.server import serve
 
 from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
+from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, number
 
 from .follower import Follower
@@ -74,6 +75,7 @@ def main() -> int:
     log = logs.configure("websocket-hub")
     settings = load_or_exit(log, HubSettings.from_env)
     crash.exit_on_thread_errors()
+    wait_for_schema(settings.database, log)
     asyncio.run(run(settings))
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from .stack import Stack, wait_for
@@ -21,28 +22,35 @@ def assert_ids_gap_free(stack: Stack) -> int:
     return total
 
 
-def assert_log_complete(stack: Stack, earlier: list[int] | None = None, timeout: float = 120) -> None:
-    """The websocket-client log holds notifications 1..N, each once, in order.
+def assert_log_complete(stack: Stack, after: int = 0, earlier: list[int] | None = None, timeout: float = 120) -> None:
+    """The websocket-client log holds notifications after+1..N (N the total now), each once, in order.
 
+    after: the total when the test began. On the shared stack, what earlier
+    tests did is theirs: only the lines from the first id above `after` on are
+    checked, and among them no older id may come back. With after=0 (a stack
+    of the test's own) the whole log is checked.
     earlier: the ids a removed websocket-client container had logged (after a
     `down`, the new container's log starts where its cursor left off).
     """
     total = stack.total()
-    prefix = earlier or []
-    wait_for(
-        lambda: len(prefix) + len(log_ids(stack)) >= total,
-        timeout=timeout,
-        what=f"{total} lines in the websocket-client log",
-    )
-    ids = prefix + log_ids(stack)
-    assert ids == list(range(1, total + 1)), _describe(ids, total)
+
+    def window() -> list[int]:
+        ids = (earlier or []) + log_ids(stack)
+        first = next((k for k, i in enumerate(ids) if i > after), len(ids))
+        return ids[first:]
+
+    with contextlib.suppress(TimeoutError):  # the assertion below says what is missing
+        wait_for(lambda: len(window()) >= total - after, timeout=timeout)
+    ids = window()
+    assert ids == list(range(after + 1, total + 1)), _describe(ids, after, total)
 
 
-def _describe(ids: list[int], total: int) -> str:
+def _describe(ids: list[int], after: int, total: int) -> str:
     seen = set(ids)
-    missing = [i for i in range(1, total + 1) if i not in seen][:10]
+    missing = [i for i in range(after + 1, total + 1) if i not in seen][:10]
     repeated = sorted({i for i in ids if ids.count(i) > 1})[:10]
     disorder = next((k for k in range(1, len(ids)) if ids[k] <= ids[k - 1]), None)
     return (
-        f"{len(ids)} lines for {total} messages; missing {missing}, repeated {repeated}, first disorder at {disorder}"
+        f"{len(ids)} lines for ids {after + 1}..{total}; "
+        f"missing {missing}, repeated {repeated}, first disorder at {disorder}"
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .stack import CLIENTS, LONG_RUNNING, Stack
+from .stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 BASE_PROJECT = os.environ.get("E2E_PROJECT") or f"msgsuite-e2e-{uuid.uuid4().hex[:8]}"
 KEEP_STACK = bool(os.environ.get("E2E_KEEP_STACK"))
@@ -31,6 +31,12 @@ def start(stack: Stack) -> None:
     stack.up()  # everything, so the demo clients run as on `docker compose up`
     codes = stack.wait_exited(CLIENTS)
     assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
+    # The RabbitMQ demo is confirmed by the broker before the consumer stores it:
+    # every test starts from a settled stack, whichever runs first.
+    wait_for(
+        lambda: stack.query("SELECT count(*) FROM messages WHERE idempotency_key LIKE 'demo-%'")[0][0] == 3,
+        what="the three demo messages stored",
+    )
 
 
 @pytest.fixture(scope="session")

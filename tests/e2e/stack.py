@@ -38,6 +38,7 @@ EPHEMERAL_PORTS = dict.fromkeys(
         "GRPC_HOST_PORT",
         "REST_HOST_PORT",
         "HUB_HOST_PORT",
+        "PROMETHEUS_HOST_PORT",
     ),
     "",
 )

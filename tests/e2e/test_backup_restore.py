@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .checks import assert_ids_gap_free, assert_log_complete
 from .listener import ResumingListener
+from .send import post_message as post
 from .stack import LONG_RUNNING, ROOT, Stack, wait_for
-from .test_5_restarts import post
 
 ROWS = "SELECT id, via, message, idempotency_key, created_at FROM messages ORDER BY id"
 

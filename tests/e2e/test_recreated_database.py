@@ -6,13 +6,13 @@ import subprocess
 
 from .checks import assert_ids_gap_free, assert_log_complete, log_ids
 from .listener import ResumingListener
+from .send import post_message
 from .stack import LONG_RUNNING, Stack, wait_for
-from .test_5_restarts import post
 
 
 def test_messages_survive_down_and_up_and_the_total_continues(own_stack: Stack) -> None:
     stack = own_stack
-    last = post(stack, "antes de down")
+    last = post_message(stack, "antes de down")
     epoch = stack.query("SELECT epoch::text FROM stream")[0][0]
     assert_log_complete(stack)
     logged_before = log_ids(stack)
@@ -20,14 +20,14 @@ def test_messages_survive_down_and_up_and_the_total_continues(own_stack: Stack) 
     stack.up(*LONG_RUNNING)
     assert stack.query("SELECT message FROM messages WHERE id = %s", (last,)) == [("antes de down",)]
     assert stack.query("SELECT epoch::text FROM stream")[0][0] == epoch
-    assert post(stack, "después de up") == last + 1
+    assert post_message(stack, "después de up") == last + 1
     assert_ids_gap_free(stack)
     assert_log_complete(stack, earlier=logged_before)
 
 
 def test_recreated_database_starts_a_new_stream_that_the_client_prints_from_the_start(own_stack: Stack) -> None:
     healthy = own_stack
-    last_old = post(healthy, "último del flujo viejo")
+    last_old = post_message(healthy, "último del flujo viejo")
     old_epoch = healthy.query("SELECT epoch::text FROM stream")[0][0]
     wait_for(
         lambda: any(line.endswith(f"total de mensajes {last_old}") for line in healthy.notification_lines()),

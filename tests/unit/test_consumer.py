@@ -330,6 +330,7 @@ def test_an_error_escaping_the_consumer_ends_the_process(
     monkeypatch.setattr(server, "Consumer", FailingConsumer)
     monkeypatch.setattr(server.shutdown, "on_stop", lambda callback: None)  # no signal handlers in pytest
     monkeypatch.setattr(server.metrics, "serve", lambda port: None)
+    monkeypatch.setattr(server, "wait_for_schema", lambda *args: True)  # no database here
     monkeypatch.setattr(server.logs, "configure", logging.getLogger)  # leave pytest's logging alone
     server.main()
     assert exits.codes == [70]

@@ -14,7 +14,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_server.consumer import REASON_HEADER
 from rabbitmq_server.dead_letters import EXIT_FAILED, EXIT_OK, EXIT_USAGE, DeadLetter, main, parse, run
 
-BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "messages", "messages", "messages.dead-letter")
+BROKER = BrokerSettings("rabbitmq", 5672, "suite", "secret", "messages", "route", "messages", "messages.dead-letter")
 QUEUE = "messages.dead-letter"
 
 
@@ -95,7 +95,7 @@ LETTERS = [
 
 def run_with(broker: FakeBroker, *argv: str) -> tuple[int, list[str], str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run(parse(argv), BROKER, QUEUE, connect=lambda _: broker, out=out, err=err)  # type: ignore[arg-type,return-value]
+    code = run(parse(argv), BROKER, connect=lambda _: broker, out=out, err=err)  # type: ignore[arg-type,return-value]
     return code, out.getvalue().splitlines(), err.getvalue()
 
 
@@ -121,7 +121,7 @@ def test_resend_one_key_publishes_it_as_it_was_then_acknowledges_its_copy() -> N
     code, lines, _ = run_with(broker, "resend", "k-2")
     assert (code, lines) == (EXIT_OK, ["resent k-2"])
     [(exchange, routing_key, body, properties, mandatory)] = broker.published
-    assert (exchange, routing_key, body, mandatory) == ("messages", "messages", b"veneno", True)
+    assert (exchange, routing_key, body, mandatory) == ("messages", "route", b"veneno", True)
     assert properties.message_id == "k-2" and properties.content_type == "text/plain"
     assert properties.delivery_mode == 2 and properties.headers == {"trace": "t-1"}
     assert broker.events == ["publish k-2", "ack k-2"]
@@ -159,7 +159,7 @@ def test_an_unreachable_broker_exits_1_with_the_reason() -> None:
         raise pika.exceptions.AMQPConnectionError("connection refused")
 
     err = io.StringIO()
-    code = run(parse(["list"]), BROKER, QUEUE, connect=refuse, out=io.StringIO(), err=err)  # type: ignore[arg-type]
+    code = run(parse(["list"]), BROKER, connect=refuse, out=io.StringIO(), err=err)  # type: ignore[arg-type]
     assert code == EXIT_FAILED and "broker unreachable" in err.getvalue()
 
 

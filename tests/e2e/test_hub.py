@@ -71,8 +71,13 @@ class StalledListener:
 
 
 @pytest.mark.slow
+def hub_log(stack: Stack) -> str:
+    return stack.compose("logs", "websocket-hub").stdout
+
+
 def test_fifty_listeners_get_everything_in_order_and_a_stalled_one_is_cut_off(healthy: Stack) -> None:
     before = healthy.total()
+    cut_off_before = hub_log(healthy).count("too slow")  # listeners other tests had cut off
     expected = list(range(before + 1, before + 1 + len(CLIENTS) * PER_CLIENT))
     received: list[list[int]] = [[] for _ in range(LISTENERS)]
     ready = threading.Barrier(LISTENERS + 1)
@@ -101,7 +106,7 @@ def test_fifty_listeners_get_everything_in_order_and_a_stalled_one_is_cut_off(he
     # The stalled listener was disconnected; what it had buffered is in order,
     # and reconnecting with after=<its last id> delivers the rest exactly once.
     wait_for(
-        lambda: "too slow" in healthy.compose("logs", "websocket-hub").stdout,
+        lambda: hub_log(healthy).count("too slow") > cut_off_before,
         timeout=60,
         what="the hub disconnecting the stalled listener",
     )
@@ -131,6 +136,7 @@ def test_a_bad_query_is_refused_before_the_handshake(healthy: Stack, query: str)
 
 
 def test_many_listeners_connecting_and_leaving_at_once_leave_the_hub_healthy(healthy: Stack) -> None:
+    # Listeners other tests left behind may still be leaving: back to at most the baseline.
     baseline = int(hub_health(healthy)["listeners"])  # type: ignore[call-overload]
 
     def come_and_go(i: int) -> None:
@@ -142,7 +148,7 @@ def test_many_listeners_connecting_and_leaving_at_once_leave_the_hub_healthy(hea
     with ThreadPoolExecutor(max_workers=50) as pool:
         list(pool.map(come_and_go, range(200)))
     wait_for(
-        lambda: int(hub_health(healthy)["listeners"]) == baseline,
+        lambda: int(hub_health(healthy)["listeners"]) <= baseline,
         timeout=30,  # type: ignore[call-overload]
         what="the hub forgetting the listeners that left",
     )

@@ -23,11 +23,11 @@ def test_up_sends_one_demo_message_per_protocol(stack: Stack) -> None:
         ("REST", "Hola desde el cliente REST"),
         ("RabbitMQ", "Hola desde el cliente RabbitMQ"),
     ]
-    lines = stack.notification_lines()
-    for via, message in rows:
-        assert any(
-            line.startswith(f"Se ingresó un registro mediante {via} , con el mensaje {message}, ") for line in lines
-        )
+    starts = [f"Se ingresó un registro mediante {via} , con el mensaje {message}, " for via, message in rows]
+    wait_for(
+        lambda: all(any(line.startswith(start) for line in stack.notification_lines()) for start in starts),
+        what="the three demo lines in the websocket-client log",
+    )
 
 
 def test_rest_client_message_reaches_a_listener_and_the_log(healthy: Stack) -> None:
@@ -85,7 +85,7 @@ def test_300_concurrent_rest_messages_get_gap_free_ids_and_arrive_in_order(healt
         frames = receive_frames(listener, max(ids))
     assert [f["id"] for f in frames] == list(range(before + 1, before + 301))
     assert_ids_gap_free(healthy)
-    assert_log_complete(healthy)
+    assert_log_complete(healthy, after=before)
 
 
 BAD_REQUESTS = [
