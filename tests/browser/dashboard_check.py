@@ -13,8 +13,9 @@ asserts nothing itself (the test does):
 2. {"phase": "checked", ...} after sending through REST a plain message, a
    message made of HTML, and a message while the display is paused: their
    ids and items, whether the HTML ran, the filter's effect, the counts shown.
-   Then it waits for a line on stdin: the total to wait for (the test sends
-   more load meanwhile).
+   Then it reads lines on stdin while the test sends more load: "screenshot"
+   saves dashboard-live.png ({"phase": "screenshot"}), a number is the total
+   to wait for.
 3. {"phase": "final", ...}: the counts shown once the page shows that total,
    frames received, the browser console's errors; a screenshot is saved.
 """
@@ -44,12 +45,16 @@ HTML_MESSAGE = '<img src=x onerror="window.__pwned=1"><b>negrita</b>'
 WATCH = """
 (() => {
   const Native = window.WebSocket;
-  const dash = { urls: [], frames: 0, newest: %d, newestShownAt: null };
+  const dash = { urls: [], frames: 0, newest: %d, newestShownAt: null, openedAt: null, firstFrameAt: null };
   window.__dash = dash;
   function Watched(url, protocols) {
     const socket = protocols === undefined ? new Native(url) : new Native(url, protocols);
     dash.urls.push(String(url));
-    socket.addEventListener("message", () => { dash.frames += 1; });
+    socket.addEventListener("open", () => { dash.openedAt ??= performance.now(); });
+    socket.addEventListener("message", () => {
+      dash.firstFrameAt ??= performance.now();
+      dash.frames += 1;
+    });
     return socket;
   }
   Watched.prototype = Native.prototype;
@@ -159,6 +164,8 @@ def main() -> int:
             urls=watched["urls"],
             frames=watched["frames"],
             newest_shown_ms=watched["newestShownAt"],
+            socket_open_ms=watched["openedAt"],
+            first_frame_ms=watched["firstFrameAt"],
             waited_ms=waited_ms,
             first_id=int(listed[0]["id"]),
             listed=len(listed),
@@ -199,14 +206,19 @@ def main() -> int:
             dom_items=len(items(driver)),
         )
 
-        final_total = int(sys.stdin.readline())
+        args.artifacts.mkdir(parents=True, exist_ok=True)
+        line = sys.stdin.readline().strip()
+        while line == "screenshot":  # during the live load
+            driver.save_screenshot(str(args.artifacts / "dashboard-live.png"))
+            emit("screenshot", counts=shown_counts(driver))
+            line = sys.stdin.readline().strip()
+        final_total = int(line)
         counts = wait_until(
             f"the page to show total {final_total}",
             lambda: (c := shown_counts(driver)) and c["total"] == final_total and c,
             timeout=120,
         )
         time.sleep(1.5)  # one more chart refresh and /stats poll for the screenshot
-        args.artifacts.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.artifacts / "dashboard.png"))
         console = driver.get_log("browser")
         emit(

@@ -17,6 +17,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,8 +54,11 @@ def browser_image() -> str:
     return BROWSER_IMAGE
 
 
-def run_clients(stack: Stack, counts: dict[str, int], *args: str) -> None:
-    streams = [ClientStream(stack, client, "--count", str(count), *args) for client, count in counts.items()]
+def start_clients(stack: Stack, counts: dict[str, int], *args: str) -> list[ClientStream]:
+    return [ClientStream(stack, client, "--count", str(count), *args) for client, count in counts.items()]
+
+
+def finish_clients(streams: list[ClientStream]) -> None:
     for stream in streams:
         outcome = stream.finish(timeout=900)
         assert outcome.returncode == 0, f"{outcome.client} exited {outcome.returncode}: {outcome.stderr[-2000:]}"
@@ -124,7 +128,7 @@ def test_the_dashboard_opens_at_the_newest_then_follows_live_with_exact_counts(
     own_stack: Stack, browser_image: str
 ) -> None:
     stack = own_stack
-    run_clients(stack, PRELOAD, "--batch", "1000", "--concurrency", "2")
+    finish_clients(start_clients(stack, PRELOAD, "--batch", "1000", "--concurrency", "2"))
     newest = stack.total()
     assert newest >= 100_000
 
@@ -133,7 +137,8 @@ def test_the_dashboard_opens_at_the_newest_then_follows_live_with_exact_counts(
         opened = browser.report("opened")
         print(
             f"\ndashboard: newest of {newest:,} messages shown {opened['newest_shown_ms']:.0f} ms after navigation "
-            f"started ({opened['waited_ms']:.0f} ms from the test's point of view)"
+            f"started (WebSocket open at {opened['socket_open_ms']:.0f} ms, first frame at "
+            f"{opened['first_frame_ms']:.0f} ms; {opened['waited_ms']:.0f} ms from the test's point of view)"
         )
         first_url = urlsplit(opened["urls"][0])
         assert first_url.path == "/notifications" and parse_qs(first_url.query) == {"tail": [str(TAIL)]}
@@ -154,7 +159,12 @@ def test_the_dashboard_opens_at_the_newest_then_follows_live_with_exact_counts(
         assert checked["dom_items"] <= TAIL
 
         # Live load through every protocol while the page is open, then its counts against the table's.
-        run_clients(stack, LIVE, "--rate", "100", "--concurrency", "4")
+        live = start_clients(stack, LIVE, "--rate", "100", "--concurrency", "4")
+        time.sleep(12)
+        browser.send("screenshot")
+        during = browser.report("screenshot")
+        assert during["counts"] is not None and during["counts"]["total"] > checked["paused"]["id"]
+        finish_clients(live)
         sent_after_opening += sum(LIVE.values())
         expected = counts_in_database(stack)
         browser.send(str(expected["total"]))
