@@ -22,13 +22,13 @@ from pathlib import Path
 import requests
 
 from grpc_client.sender import GrpcSender
+from harness.stack import Stack
 from msgsuite.client import Sender
 from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
-from tests.e2e.stack import Stack
 
-from . import dashboard, measure, scaling
+from . import dashboard, measure, metrics_cost, scaling
 from .report import Results, Row
 
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
@@ -110,6 +110,14 @@ def run_scaling(stack: Stack, size: Size, results: Results) -> None:
     results.rows.extend(scaling.sequencer(target, (1, 10, 100, 1000), size.single))
     progress("replica scaling: 1, 2, 3 replicas of each server, clients inside the compose network")
     results.rows.extend(scaling.replica_scaling(stack, target, SERVICES, (1, 2, 3), size.scaling, 16, median_of))
+
+
+def run_metrics_cost(stack: Stack, size: Size, results: Results) -> None:
+    """Metrics on against off, interleaved, 5 rounds: throughput per protocol at concurrency 8."""
+    progress("metrics cost: 5 rounds of metrics on and off, throughput of each protocol")
+    results.rows.extend(
+        metrics_cost.compare(stack, lambda: database_target(stack), lambda: senders(stack), 5, size.single, 8)
+    )
 
 
 def run_dashboard(stack: Stack, size: Size, results: Results) -> None:
@@ -209,9 +217,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "dashboard"],
-        help="scaling: only the sequencer and replica-scaling runs (README, Scaling); "
-        "dashboard: only the dashboard's opening time in headless Chromium at each size of the table",
+        choices=["scaling", "metrics-cost", "dashboard"],
+        help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
+        "metrics-cost: throughput with metrics on and off (README, Performance); "
+        "dashboard: the dashboard's opening time in headless Chromium at each size of the table",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -226,7 +235,8 @@ def main(argv: list[str]) -> int:
             progress(f"building and starting compose project {stack.project}")
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
-        {"scaling": run_scaling, "dashboard": run_dashboard}.get(args.only or "", run)(stack, size, results)
+        sections = {"scaling": run_scaling, "metrics-cost": run_metrics_cost, "dashboard": run_dashboard}
+        sections.get(args.only or "", run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
         print(results.table(), results.latency_table(), sep="\n\n", file=sys.stderr)

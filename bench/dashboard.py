@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.e2e.stack import ROOT, Stack
+from harness.stack import ROOT, Stack
 
 IMAGE = "msgsuite/dashboard-browser:bench"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from tests.e2e.stack import Stack
+from harness.stack import Stack
 
 from . import measure
 from .listener import TimingListener

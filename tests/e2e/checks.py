@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 
-from .stack import Stack, wait_for
+from harness.stack import Stack, wait_for
 
 _TOTAL = re.compile(r"total de mensajes (\d+)$", re.MULTILINE)
 

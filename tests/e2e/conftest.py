@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .stack import CLIENTS, LONG_RUNNING, Stack, wait_for
+from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 BASE_PROJECT = os.environ.get("E2E_PROJECT") or f"msgsuite-e2e-{uuid.uuid4().hex[:8]}"
 KEEP_STACK = bool(os.environ.get("E2E_KEEP_STACK"))

@@ -8,7 +8,7 @@ import time
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .stack import Stack
+from harness.stack import Stack
 
 
 class ResumingListener:

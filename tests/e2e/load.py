@@ -6,7 +6,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from .stack import ROOT, Stack
+from harness.stack import ROOT, Stack
 
 _RESULT = re.compile(r"^(stored id=(?P<id>\d+) total=\d+|queued) key=(?P<key>\S+)", re.MULTILINE)
 

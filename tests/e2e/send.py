@@ -6,7 +6,7 @@ import uuid
 
 import requests
 
-from .stack import Stack
+from harness.stack import Stack
 
 
 def post_message(stack: Stack, message: str) -> int:

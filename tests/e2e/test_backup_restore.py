@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from harness.stack import LONG_RUNNING, ROOT, Stack, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete
 from .listener import ResumingListener
 from .send import post_message as post
-from .stack import LONG_RUNNING, ROOT, Stack, wait_for
 
 ROWS = "SELECT id, via, message, idempotency_key, created_at FROM messages ORDER BY id"
 

@@ -9,8 +9,9 @@ import pytest
 import requests
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
+from harness.stack import CLIENTS, Stack, receive_frames
+
 from .checks import assert_ids_gap_free
-from .stack import CLIENTS, Stack, receive_frames
 
 
 def test_rest_batch_stores_in_order_with_one_notification_each(healthy: Stack) -> None:

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.stack import ROOT, Stack
+
 from .checks import assert_ids_gap_free
-from .stack import ROOT, Stack
 
 
 def test_benchmark_runs_and_writes_its_report_and_plot(healthy: Stack, tmp_path: Path) -> None:

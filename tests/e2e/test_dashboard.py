@@ -24,8 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from harness.stack import ROOT, Stack
+
 from .load import ClientStream
-from .stack import ROOT, Stack
 
 BROWSER_IMAGE = f"msgsuite/dashboard-browser:{os.environ.get('E2E_IMAGE_TAG', 'e2e')}"
 ARTIFACTS = ROOT / "tests" / "artifacts"

@@ -7,8 +7,9 @@ import uuid
 
 import pika
 
+from harness.stack import Stack, wait_for
+
 from .checks import assert_ids_gap_free
-from .stack import Stack, wait_for
 
 DEAD_LETTER_QUEUE = "messages.dead-letter"
 COMMAND = ("python", "-m", "rabbitmq_server.dead_letters")

@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete
 from .listener import ResumingListener
 from .load import Outcome, start_streams
-from .stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 STREAM = ["--count", "100", "--rate", "20", "--concurrency", "4", "--retries", "40"]
 SECONDS_BEFORE_FAULT = 2.0

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
-from .stack import Stack, receive_frames
+from harness.stack import Stack, receive_frames
 
 
 @pytest.fixture

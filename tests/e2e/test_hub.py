@@ -12,9 +12,10 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from harness.stack import CLIENTS, ROOT, Stack, receive_frames, wait_for
+
 from .checks import assert_ids_gap_free
 from .load import start_streams
-from .stack import CLIENTS, ROOT, Stack, receive_frames, wait_for
 
 LISTENERS = 50
 PER_CLIENT = 1000

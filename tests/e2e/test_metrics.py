@@ -9,7 +9,7 @@ import pika
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from .stack import Stack, wait_for
+from harness.stack import Stack, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 INSIDE = {"grpc-server": 9464, "rabbitmq-server": 9464, "websocket-client": 9464}

@@ -22,8 +22,9 @@ import psycopg2.extensions
 import pytest
 import requests
 
+from harness.stack import CLIENTS, LONG_RUNNING, ROOT, Stack, wait_for
+
 from .conftest import BASE_PROJECT
-from .stack import CLIENTS, LONG_RUNNING, ROOT, Stack, wait_for
 
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.3"
 CONFIG = ROOT / "observability" / "prometheus"

@@ -7,8 +7,9 @@ import uuid
 
 import requests
 
+from harness.stack import CLIENTS, ROOT, Stack, receive_frames, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete
-from .stack import CLIENTS, ROOT, Stack, receive_frames, wait_for
 
 ODD_MESSAGES = [
     "ñandú, pingüino y acción",

@@ -7,7 +7,7 @@ import uuid
 import pika
 import pytest
 
-from .stack import Stack, receive_frames, wait_for
+from harness.stack import Stack, receive_frames, wait_for
 
 DEAD_LETTER_QUEUE = "messages.dead-letter"
 

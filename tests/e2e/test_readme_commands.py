@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .stack import ROOT, Stack
+from harness.stack import ROOT, Stack
 
 README = ROOT / "README.md"
 SECTIONS = ("Run it", "Sending messages")

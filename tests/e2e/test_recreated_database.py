@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+from harness.stack import LONG_RUNNING, Stack, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete, log_ids
 from .listener import ResumingListener
 from .send import post_message
-from .stack import LONG_RUNNING, Stack, wait_for
 
 
 def test_messages_survive_down_and_up_and_the_total_continues(own_stack: Stack) -> None:

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from harness.stack import Stack, receive_frames, wait_for
+
 from .checks import assert_ids_gap_free, assert_log_complete
-from .stack import Stack, receive_frames, wait_for
 
 TEXT = "Se ingresó un registro mediante {via} , con el mensaje {message}, total de mensajes {total}"
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from harness.stack import LONG_RUNNING, Stack, wait_for
+
 from .checks import assert_ids_gap_free
 from .conftest import BASE_PROJECT
 from .send import post_message as post
-from .stack import LONG_RUNNING, Stack, wait_for
 
 OLD_DATABASE = ["-f", "docker-compose.yml", "-f", "tests/e2e/fixtures/compose-schema-154e394.yml"]
 ROWS = "SELECT id, via, message, idempotency_key, created_at FROM messages ORDER BY id"

@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from .stack import LONG_RUNNING, ROOT, Stack
+from harness.stack import LONG_RUNNING, ROOT, Stack
 
 PUBLISHED = {
     "database": {5432},

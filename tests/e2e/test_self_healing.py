@@ -23,11 +23,12 @@ import pika
 import pytest
 import requests
 
+from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
+
 from .checks import assert_ids_gap_free
 from .conftest import BASE_PROJECT, start
 from .listener import ResumingListener
 from .load import start_streams
-from .stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 SERVERS = ["rest-server", "grpc-server", "rabbitmq-server", "websocket-hub"]
 DEAD_LETTER_QUEUE = "messages.dead-letter"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from harness.stack import Stack
+
 from .checks import assert_log_complete
 from .send import post_message
-from .stack import Stack
 
 
 def test_websocket_client_restart_neither_repeats_nor_skips(healthy: Stack) -> None:

@@ -17,7 +17,7 @@ import psycopg2.extensions
 from websockets.sync.client import ClientConnection, connect
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LONG_RUNNING = [
     "database",
     "rabbitmq",

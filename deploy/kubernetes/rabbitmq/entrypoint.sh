@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Renders definitions.json with the user from RABBITMQ_USER and the password
+# from RABBITMQ_PASSWORD_FILE, then starts the image's own entrypoint.
+set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
+user=${RABBITMQ_USER:?RABBITMQ_USER is required}
+password=$(cat "${RABBITMQ_PASSWORD_FILE:?RABBITMQ_PASSWORD_FILE is required}")
+safe='^[A-Za-z0-9._~-]+$'
+if [[ ! $user =~ $safe || ! $password =~ $safe ]]; then
+  echo "rabbitmq: the user and password may use only letters, digits and . _ ~ -" >&2
+  exit 1
+fi
+sed -e "s/__RABBITMQ_USER__/$user/g" -e "s/__RABBITMQ_PASSWORD__/$password/g" \
+  "$here/definitions.template.json" > /etc/rabbitmq/definitions.json
+cp "$here/20-suite.conf" /etc/rabbitmq/conf.d/20-suite.conf
+chown rabbitmq:rabbitmq /etc/rabbitmq/definitions.json
+chmod 600 /etc/rabbitmq/definitions.json
+exec docker-entrypoint.sh "$@"
