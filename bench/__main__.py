@@ -28,7 +28,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import measure, metrics_cost, scaling
+from . import dashboard, measure, metrics_cost, scaling
 from .report import Results, Row
 
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
@@ -45,11 +45,12 @@ class Size:
     fan_out: int  # notifications received per fan-out run, all listeners together
     preload: int
     scaling: int  # messages per replica-scaling run
+    openings: tuple[int, ...] = (100_000, 1_000_000)  # messages stored when the dashboard's opening is timed
 
 
 SIZES = {
-    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200),
-    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000, 2_000),
+    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200, (1_000,)),
+    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000, 2_000, (100_000,)),
     "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000, 6_000),
 }
 
@@ -117,6 +118,21 @@ def run_metrics_cost(stack: Stack, size: Size, results: Results) -> None:
     results.rows.extend(
         metrics_cost.compare(stack, lambda: database_target(stack), lambda: senders(stack), 5, size.single, 8)
     )
+
+
+def run_dashboard(stack: Stack, size: Size, results: Results) -> None:
+    """The dashboard's opening in headless Chromium, the table grown to each of size.openings (median of 3)."""
+    target = database_target(stack)
+    progress("dashboard: building the browser image (tests/browser)")
+    dashboard.build_browser()
+    for stored in size.openings:
+        if stored > target.total():
+            progress(f"dashboard: adding {stored - target.total():,} messages")
+            measure.preload(target, stored - target.total())
+            wait_for_hub(stack, target)
+        newest = target.total()
+        progress(f"dashboard: opening the page at {newest:,} stored")
+        results.openings.append((newest, median_of(3, lambda n=newest: dashboard.newest_shown_ms(stack, n))))
 
 
 def run(stack: Stack, size: Size, results: Results) -> None:
@@ -201,9 +217,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "metrics-cost"],
+        choices=["scaling", "metrics-cost", "dashboard"],
         help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
-        "metrics-cost: throughput with metrics on and off (README, Performance)",
+        "metrics-cost: throughput with metrics on and off (README, Performance); "
+        "dashboard: the dashboard's opening time in headless Chromium at each size of the table",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -218,7 +235,7 @@ def main(argv: list[str]) -> int:
             progress(f"building and starting compose project {stack.project}")
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
-        sections = {"scaling": run_scaling, "metrics-cost": run_metrics_cost}
+        sections = {"scaling": run_scaling, "metrics-cost": run_metrics_cost, "dashboard": run_dashboard}
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
@@ -231,6 +248,9 @@ def main(argv: list[str]) -> int:
     print(results.table())
     print()
     print(results.latency_table())
+    if results.openings:
+        print()
+        print(results.openings_table())
     report, plot = results.write(args.results, args.size)
     print(f"\nreport: {report}\nplot:   {plot}")
     return 0

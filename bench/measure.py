@@ -214,7 +214,7 @@ def preload(target: Target, rows: int) -> None:
             " 'preload-' || g FROM generate_series(%s::bigint, %s::bigint) AS g",
             (total + 1, total + rows),
         )
-        cursor.execute("UPDATE stream SET total = %s", (total + rows,))
+        cursor.execute("UPDATE stream SET total = %s, rest_total = rest_total + %s", (total + rows, rows))
         cursor.execute("SELECT pg_notify('messages', %s)", (str(total + rows),))
     conn.close()
     conn = psycopg2.connect(**target.database)

@@ -28,6 +28,7 @@ class Row:
 class Results:
     rows: list[Row] = field(default_factory=list)
     latencies: dict[str, list[Latency]] = field(default_factory=dict)
+    openings: list[tuple[int, float]] = field(default_factory=list)  # (messages stored, ms to the newest shown)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def table(self) -> str:
@@ -53,6 +54,14 @@ class Results:
                 )
         return "\n".join(lines)
 
+    def openings_table(self) -> str:
+        lines = [
+            "| messages stored | dashboard: newest notification shown (ms after navigation start) |",
+            "|---:|---:|",
+        ]
+        lines += [f"| {stored:,} | {ms:,.0f} |" for stored, ms in self.openings]
+        return "\n".join(lines)
+
     def write(self, folder: Path, size: str) -> tuple[Path, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
@@ -67,7 +76,8 @@ class Results:
             "the same store transaction issued straight at PostgreSQL by the benchmark, at the same "
             "concurrency and batch size.\n\n"
             f"{self.table()}\n\n## Send-to-notification latency\n\n{self.latency_table()}\n\n"
-            f"![latency against offered rate]({plot.name})\n",
+            f"![latency against offered rate]({plot.name})\n"
+            + (f"\n## Dashboard opening\n\n{self.openings_table()}\n" if self.openings else ""),
             encoding="utf-8",
         )
         return report, plot

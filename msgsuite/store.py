@@ -105,6 +105,24 @@ def stream_state(conn: psycopg2.extensions.connection) -> tuple[str, int]:
     return str(row[0]), int(row[1])
 
 
+def stream_counts(conn: psycopg2.extensions.connection) -> tuple[str, int, dict[str, int]]:
+    """The stream's epoch, its total and how many of those came through each protocol.
+
+    One read of the stream row, so the counts and the total are one consistent
+    snapshot: the counts are of ids 1..total. store_messages keeps them in the
+    same UPDATE as the total (migration 0002), so this costs the same at any
+    table size.
+    """
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT epoch::text, total, grpc_total, rest_total, rabbitmq_total FROM stream")
+        row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the stream table has no row: the schema is damaged")
+    epoch, total, grpc, rest, rabbitmq = row
+    by_via = {Via.GRPC.value: int(grpc), Via.REST.value: int(rest), Via.RABBITMQ.value: int(rabbitmq)}
+    return str(epoch), int(total), by_via
+
+
 def _record(row: Sequence[Any], repeated: bool = False) -> StoredMessage:
     message_id, via, message, created_at, key = row
     return StoredMessage(

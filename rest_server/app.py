@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
+import fastapi_offline
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.types import ASGIApp
 
@@ -24,6 +28,11 @@ log = logging.getLogger("rest-server")
 # pair) fit well inside this; anything larger cannot be a valid message.
 MAX_BODY_BYTES = 64 * 1024
 MAX_BATCH_BODY_BYTES = 8 * 1024 * 1024
+
+# Swagger UI and ReDoc as shipped by the fastapi-offline package, served from
+# the image: /docs works offline (FastAPI's default page loads them from a CDN).
+DOCS_ASSETS_DIR = FilePath(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_URL = "/docs-assets"
 
 
 class MessageIn(BaseModel):
@@ -80,7 +89,30 @@ def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
         description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
         "each one through the WebSocket hub.",
         version="1.0.0",
+        docs_url=None,
+        redoc_url=None,
     )
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
 
     @app.exception_handler(InvalidMessage)
     async def invalid_message(request: Request, error: InvalidMessage) -> JSONResponse:

@@ -77,7 +77,11 @@ done
 restart_running() {
   if [ ${#running[@]} -gt 0 ]; then
     echo "restore.sh: starting ${running[*]}"
-    compose start "${running[@]}"
+    # --no-deps: the database is up and migrate has run; only these start.
+    compose up --detach --no-deps "${running[@]}" || {
+      echo "restore.sh: starting ${running[*]} failed; see docker compose ps and logs" >&2
+      return 1
+    }
   fi
 }
 
@@ -87,7 +91,7 @@ compose stop "${writers[@]}"
 echo "restore.sh: restoring $file"
 if ! with_archive 'pg_restore --clean --if-exists --single-transaction --exit-on-error --dbname="$PGDATABASE" "$archive"'; then
   echo "restore.sh: the restore failed and changed nothing" >&2
-  restart_running
+  restart_running || true
   exit 1
 fi
 # From here on the restored rows are in place: a failure leaves the writers

@@ -20,6 +20,7 @@ from .follower import Follower
 from .frame_window import FrameWindow
 from .http_routes import Routes
 from .listeners import Listeners
+from .stats import StreamCountsCache
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ async def run(settings: HubSettings) -> None:
     window = FrameWindow(capacity=settings.memory_frames)
     follower = Follower(settings.database, window, loop)
     threading.Thread(target=follower.run, name="follower", daemon=True).start()
-    listeners = Listeners(window, ConnectionPool(settings.database, size=2), settings.slow_listener_seconds)
+    pool = ConnectionPool(settings.database, size=2)
+    listeners = Listeners(window, pool, settings.slow_listener_seconds)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -53,7 +55,7 @@ async def run(settings: HubSettings) -> None:
         listeners.serve,
         "0.0.0.0",
         settings.port,
-        process_request=Routes(window, listeners),
+        process_request=Routes(window, listeners, StreamCountsCache(pool)),
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
         write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes

@@ -1,10 +1,12 @@
-"""Plain HTTP answered before the WebSocket handshake: the page, /health, bad requests."""
+"""Plain HTTP answered before the WebSocket handshake: the page, /health, /stats, bad requests."""
 
 from __future__ import annotations
 
+import email.utils
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection
@@ -12,9 +14,13 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from msgsuite import metrics
+from msgsuite.database import DatabaseError
 
 from .frame_window import FrameWindow
 from .listeners import BadRequest, Listeners, parse_subscription
+from .stats import StreamCountsCache
+
+log = logging.getLogger("websocket-hub")
 
 LIVE_PAGE_HTML = (Path(__file__).parent / "page.html").read_bytes()
 NOTIFICATIONS_PATH = "/notifications"
@@ -23,7 +29,12 @@ HEALTHY_WITHIN_SECONDS = 15.0
 
 def _response(status: int, reason: str, body: bytes, content_type: str) -> Response:
     headers = Headers(
-        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")]
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Date", email.utils.formatdate(usegmt=True)),  # the page's chart reads the hub's clock from it
+        ]
     )
     return Response(status, reason, headers, body)
 
@@ -33,16 +44,17 @@ def _json(status: int, reason: str, payload: Mapping[str, object]) -> Response:
 
 
 class Routes:
-    def __init__(self, window: FrameWindow, listeners: Listeners) -> None:
+    def __init__(self, window: FrameWindow, listeners: Listeners, counts: StreamCountsCache) -> None:
         self._window = window
         self._listeners = listeners
+        self._counts = counts
         self._plain: dict[str, Callable[[], Response]] = {
             "/": lambda: _response(200, "OK", LIVE_PAGE_HTML, "text/html; charset=utf-8"),
             "/health": self._health,
             "/metrics": lambda: _response(200, "OK", metrics.exposition(), metrics.CONTENT_TYPE),
         }
 
-    def __call__(self, connection: ServerConnection, request: Request) -> Response | None:
+    def __call__(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
         if path == NOTIFICATIONS_PATH:
             try:
@@ -52,6 +64,8 @@ class Routes:
             if "websocket" not in request.headers.get("Upgrade", "").lower():
                 return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
             return None
+        if path == "/stats":
+            return self._stats()
         if path in self._plain:
             return self._plain[path]()
         return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
@@ -67,3 +81,19 @@ class Routes:
         if fresh and self._window.epoch:
             return _json(200, "OK", payload)
         return _json(503, "Service Unavailable", payload)
+
+    async def _stats(self) -> Response:
+        """Exact counts per protocol from the stream row (read at most once a second), and the hub's own state."""
+        try:
+            counts = await self._counts.get()
+        except DatabaseError as error:
+            log.warning("/stats: the stream row could not be read: %s", error.reason)
+            return _json(503, "Service Unavailable", {"detail": "the database is unavailable; retry later"})
+        payload = {
+            "epoch": counts.epoch,
+            "head": self._window.head,
+            "total": counts.total,
+            "by_via": counts.by_via,
+            "listeners": self._listeners.connected,
+        }
+        return _json(200, "OK", payload)

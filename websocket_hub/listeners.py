@@ -21,6 +21,7 @@ from .frames import Frame, encode_frame
 log = logging.getLogger("websocket-hub")
 
 BATCH = 500
+MAX_TAIL = 1000
 
 LISTENERS = metrics.gauge("msgsuite_hub_listeners", "Listeners connected now")
 FRAMES_SENT = metrics.counter("msgsuite_hub_frames_sent", "Frames written to listeners (one per listener per frame)")
@@ -47,21 +48,39 @@ class BadRequest(ValueError):
 class Subscription:
     after: int
     epoch: str | None
+    tail: int | None = None  # start with the newest `tail` frames instead of after `after`
 
 
 def parse_subscription(target: str) -> Subscription:
-    """Reads ?after=<id>&epoch=<epoch> from a request target; raises BadRequest."""
+    """Reads ?after=<id>&epoch=<epoch> or ?tail=<n> from a request target; raises BadRequest."""
     query = parse_qs(urlsplit(target).query, keep_blank_values=True)
-    unknown = set(query) - {"after", "epoch"}
+    unknown = set(query) - {"after", "epoch", "tail"}
     if unknown:
-        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; use after and epoch")
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; use after and epoch, or tail")
     after_values = query.get("after", ["0"])
     if len(after_values) != 1 or not _WHOLE_NUMBER.fullmatch(after_values[0]):
         raise BadRequest("after must be a whole number (the last id you received, 0 for all)")
     epoch_values = query.get("epoch", [])
     if len(epoch_values) > 1 or (epoch_values and not _EPOCH.fullmatch(epoch_values[0])):
         raise BadRequest("epoch must be the epoch of a frame you received")
-    return Subscription(int(after_values[0]), epoch_values[0] if epoch_values else None)
+    tail: int | None = None
+    if "tail" in query:
+        if "after" in query:
+            raise BadRequest(
+                "tail and after cannot be combined: tail starts at the newest frames, after at a given id"
+                " (reconnect with after=<last id>&epoch=<epoch> once you have frames)"
+            )
+        tail_values = query["tail"]
+        if (
+            len(tail_values) != 1
+            or not _WHOLE_NUMBER.fullmatch(tail_values[0])
+            or not 1 <= int(tail_values[0]) <= MAX_TAIL
+        ):
+            raise BadRequest(
+                f"tail must be a whole number from 1 to {MAX_TAIL} (how many of the newest frames to start with)"
+            )
+        tail = int(tail_values[0])
+    return Subscription(int(after_values[0]), epoch_values[0] if epoch_values else None, tail)
 
 
 class Listeners:
@@ -102,7 +121,10 @@ class Listeners:
     async def _send_frames(self, websocket: ServerConnection, subscription: Subscription) -> None:
         epoch = await self._window.ready()
         cursor = subscription.after
-        if subscription.epoch is not None and subscription.epoch != epoch:
+        if subscription.tail is not None:
+            # The newest frames at connect, whatever the table size: a cursor, no count.
+            cursor = max(0, self._window.head - subscription.tail)
+        elif subscription.epoch is not None and subscription.epoch != epoch:
             log.info(
                 "listener %s had epoch %s; replaying epoch %s from the start",
                 websocket.remote_address,

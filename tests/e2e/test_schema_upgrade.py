@@ -67,6 +67,8 @@ def test_a_database_of_the_old_schema_upgrades_in_place_and_its_stream_continues
     assert stack.query("SELECT epoch::text, total FROM stream")[0] == (epoch, total)
     assert stack.query(ROWS) == old_rows
     assert post(stack, "nuevo tras la actualización") == total + 1
+    # 0002 counted the old rows per protocol once; store_messages keeps the counts since.
+    assert stack.query("SELECT total, grpc_total, rest_total, rabbitmq_total FROM stream") == [(total + 1, 1, 3, 0)]
     repeated = requests.post(
         f"{stack.rest_url}/messages", json={"message": "a"}, headers={"Idempotency-Key": "k1"}, timeout=30
     )

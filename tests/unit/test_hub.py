@@ -33,6 +33,7 @@ from websocket_hub.listeners import (
     Subscription,
     parse_subscription,
 )
+from websocket_hub.stats import StreamCountsCache
 
 from .conftest import Exits
 from .fakes import FakeConnection, FakeDatabase, FakePool, record
@@ -93,7 +94,8 @@ def window() -> Iterator[FrameWindow]:
 
 
 def answer(window: FrameWindow, path: str, **headers: str) -> Any:
-    routes = Routes(window, Listeners(window, FakePool(), send_timeout=1.0))  # type: ignore[arg-type]
+    pool = FakePool()
+    routes = Routes(window, Listeners(window, pool, send_timeout=1.0), StreamCountsCache(pool))  # type: ignore[arg-type]
     return routes(None, Request(path, Headers(list(headers.items()))))  # type: ignore[arg-type]
 
 
