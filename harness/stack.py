@@ -83,8 +83,10 @@ class Stack:
         return result
 
     # -- lifecycle -------------------------------------------------------------
-    def up(self, *services: str) -> None:
-        self.compose("up", "-d", *services)
+    def up(self, *services: str, scale: dict[str, int] | None = None) -> None:
+        """scale: replicas per service (`up --scale`); every replica must become healthy."""
+        flags = [f"--scale={service}={n}" for service, n in (scale or {}).items()]
+        self.compose("up", "-d", *flags, *services)
         self.wait_healthy([s for s in (services or LONG_RUNNING) if s in LONG_RUNNING])
         self._ports.clear()
 
@@ -113,7 +115,13 @@ class Stack:
         raise TimeoutError(f"{services} did not exit within {timeout:.0f} s")
 
     def states(self) -> dict[str, str]:
-        return {r["Service"]: r.get("Health") or r["State"] for r in self._ps(all_containers=False)}
+        """Per service its state, or with several replicas the first that is not healthy."""
+        states: dict[str, str] = {}
+        for r in self._ps(all_containers=False):
+            service = str(r["Service"])
+            if states.get(service, "healthy") == "healthy":
+                states[service] = str(r.get("Health") or r["State"])
+        return states
 
     def containers(self) -> list[dict[str, object]]:
         """One row per running container (several per service when scaled)."""
@@ -133,6 +141,11 @@ class Stack:
         self._ports.clear()
 
     # -- addresses -------------------------------------------------------------
+    @property
+    def network(self) -> str:
+        """The compose network every service is on (`docker run --network` joins it)."""
+        return f"{self.project}_suite"
+
     def port(self, service: str, container_port: int) -> int:
         key = (service, container_port)
         if key not in self._ports:

@@ -34,6 +34,11 @@ teardown() {
     echo "== tearing down compose project $name"
     docker compose -p "$name" down -v --remove-orphans >/dev/null 2>&1 || true
   done
+  # The swarm test's stack, if a killed run left it (and swarm mode, if the test initialised it).
+  if [ -f "build/swarm/$project-swarm.deployed" ] || [ -f build/swarm/swarm-initialised ]; then
+    echo "== tearing down swarm stack $project-swarm"
+    bash scripts/swarm.sh down --stack "$project-swarm" >/dev/null 2>&1 || true
+  fi
 }
 trap teardown EXIT
 echo "== end-to-end tests (compose project $project)"

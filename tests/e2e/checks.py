@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import Counter
 
 from harness.stack import Stack, wait_for
+
+from .load import Outcome
 
 _TOTAL = re.compile(r"total de mensajes (\d+)$", re.MULTILINE)
 
@@ -54,3 +57,19 @@ def _describe(ids: list[int], after: int, total: int) -> str:
         f"{len(ids)} lines for ids {after + 1}..{total}; "
         f"missing {missing}, repeated {repeated}, first disorder at {disorder}"
     )
+
+
+def assert_reported_stored_once(rows: list[tuple[int, str | None, str]], outcomes: list[Outcome]) -> None:
+    """rows: every (id, idempotency_key, message) of the table. Each message a client reported
+    as stored or confirmed is there, under the id it reported; no generated text is there twice."""
+    by_key = {key: id_ for id_, key, _ in rows if key is not None}
+    for outcome in outcomes:
+        for key, reported_id in outcome.stored.items():
+            assert key in by_key, f"{outcome.client}: confirmed {key} is not stored"
+            if reported_id is not None:
+                assert by_key[key] == reported_id, (
+                    f"{outcome.client}: {key} reported id {reported_id}, stored {by_key[key]}"
+                )
+    texts = Counter(message for _, _, message in rows if message.startswith("carga "))
+    doubled = [text for text, count in texts.items() if count > 1]
+    assert doubled == [], f"stored twice: {doubled[:5]}"

@@ -27,8 +27,8 @@ def images() -> None:
     Stack(BASE_PROJECT).compose("build", timeout=1800)
 
 
-def start(stack: Stack) -> None:
-    stack.up()  # everything, so the demo clients run as on `docker compose up`
+def start(stack: Stack, scale: dict[str, int] | None = None) -> None:
+    stack.up(scale=scale)  # everything, so the demo clients run as on `docker compose up`
     codes = stack.wait_exited(CLIENTS)
     assert codes == dict.fromkeys(CLIENTS, 0), f"demo clients exited with {codes}"
     # The RabbitMQ demo is confirmed by the broker before the consumer stores it:

@@ -35,8 +35,13 @@ class ClientStream:
 
     def finish(self, timeout: float = 600) -> Outcome:
         out, err = self._process.communicate(timeout=timeout)
-        stored = {m["key"]: (int(m["id"]) if m["id"] else None) for m in _RESULT.finditer(out)}
-        return Outcome(self.client, self._process.returncode, stored, err)
+        return parse_outcome(self.client, self._process.returncode, out, err)
+
+
+def parse_outcome(client: str, returncode: int, out: str, err: str) -> Outcome:
+    """A client's result lines: key -> the id it reported (None: queued)."""
+    stored = {m["key"]: (int(m["id"]) if m["id"] else None) for m in _RESULT.finditer(out)}
+    return Outcome(client, returncode, stored, err)
 
 
 def start_streams(stack: Stack, clients: list[str], *args: str) -> list[ClientStream]:

@@ -1,0 +1,78 @@
+"""Run on the suite's network: a listener that starts on one hub replica and, whenever its
+connection ends, resumes with after=<last id>&epoch=<epoch> on any address the hub's
+name resolves to. Once a line with an id arrives on stdin it stops at that id (or 120 s
+later) and prints one JSON line: the ids it received and the addresses it connected to.
+
+    python resuming_listener.py FIRST_ADDRESS HUB_NAME [AFTER]
+"""
+
+import json
+import socket
+import sys
+import threading
+import time
+
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import connect
+
+PORT = 8765
+first, name = sys.argv[1], sys.argv[2]
+last_id = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+epoch = None
+until: list[int] = []  # set once by the stdin reader
+
+
+def read_until() -> None:
+    line = sys.stdin.readline()
+    until.append(int(line) if line.strip() else 0)
+
+
+def candidates() -> list[str]:
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, PORT, type=socket.SOCK_STREAM)})
+    except OSError:
+        return []
+
+
+def done() -> bool:
+    return bool(until) and last_id >= until[0]
+
+
+threading.Thread(target=read_until, daemon=True).start()
+ids: list[int] = []
+addresses: list[str] = []
+address, turn, deadline = first, 0, None
+while not done():
+    if until and deadline is None:
+        deadline = time.monotonic() + 120
+    if deadline is not None and time.monotonic() > deadline:
+        break
+    query = f"after={last_id}" + (f"&epoch={epoch}" if epoch else "")
+    try:
+        with connect(
+            f"ws://{address}:{PORT}/notifications?{query}",
+            open_timeout=5,
+            compression=None,
+            ping_interval=2,
+            ping_timeout=4,
+        ) as websocket:
+            addresses.append(address)
+            print(f"connected to {address} after {last_id}", file=sys.stderr, flush=True)
+            while not done():
+                try:
+                    frame = json.loads(websocket.recv(timeout=1))
+                except TimeoutError:
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    continue
+                ids.append(int(frame["id"]))
+                last_id, epoch = int(frame["id"]), str(frame["epoch"])
+    except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as error:
+        print(f"connection to {address} ended: {type(error).__name__}", file=sys.stderr, flush=True)
+        time.sleep(0.5)
+        # Any replica will do: the one after this address among those the name resolves to now.
+        now = candidates()
+        if now:
+            address = now[turn % len(now)]
+            turn += 1
+print(json.dumps({"ids": ids, "addresses": addresses}), flush=True)
