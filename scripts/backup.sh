@@ -10,21 +10,7 @@
 # snapshot. Restore it with scripts/restore.sh.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 [-p PROJECT] FILE" >&2
-  exit 2
-}
-project=()
-while getopts "p:h" option; do
-  case $option in
-    p) project=(-p "$OPTARG") ;;
-    *) usage ;;
-  esac
-done
-shift $((OPTIND - 1))
-[ $# -eq 1 ] || usage
-file=$1
-case $file in /*) ;; *) file="$PWD/$file" ;; esac
+source "$(dirname "$0")/project-and-file.sh" "$@"
 [ -d "$(dirname -- "$file")" ] || { echo "backup.sh: no such directory: $(dirname -- "$file")" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."

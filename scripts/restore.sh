@@ -19,21 +19,7 @@
 # restored stream to every listener from id 1, as after a recreated database.
 set -euo pipefail
 
-usage() {
-  echo "usage: $0 [-p PROJECT] FILE" >&2
-  exit 2
-}
-project=()
-while getopts "p:h" option; do
-  case $option in
-    p) project=(-p "$OPTARG") ;;
-    *) usage ;;
-  esac
-done
-shift $((OPTIND - 1))
-[ $# -eq 1 ] || usage
-file=$1
-case $file in /*) ;; *) file="$PWD/$file" ;; esac
+source "$(dirname "$0")/project-and-file.sh" "$@"
 [ -f "$file" ] && [ -r "$file" ] || { echo "restore.sh: cannot read $file" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
