@@ -16,6 +16,8 @@ import psycopg2
 import psycopg2.extensions
 from websockets.sync.client import ClientConnection, connect
 
+from msgsuite.notification import NOTIFICATION_PREFIX
+
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ROOT = Path(__file__).resolve().parents[1]
 LONG_RUNNING = [
@@ -28,7 +30,6 @@ LONG_RUNNING = [
     "websocket-client",
 ]
 CLIENTS = ["grpc-client", "rest-client", "rabbitmq-client"]
-NOTIFICATION_PREFIX = "Se ingresó un registro mediante "
 # Empty host ports make Docker choose free ones: the tests never collide with a running suite.
 EPHEMERAL_PORTS = dict.fromkeys(
     (
