@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,15 +51,23 @@ def stack(images: None) -> Iterator[Stack]:
             shared.down(volumes=True)
 
 
-@pytest.fixture
-def own_stack(images: None) -> Iterator[Stack]:
-    """A whole stack for this test alone, removed (down -v) after it even when it fails."""
-    own = Stack(f"{BASE_PROJECT}-own-{uuid.uuid4().hex[:6]}")
+@contextmanager
+def stack_of_its_own(what: str, scale: dict[str, int] | None = None) -> Iterator[Stack]:
+    """A whole stack, started and settled, removed (down -v) after the block even when it fails.
+    Its project is named <base>-own-…, which the test command tears down after a killed run too."""
+    own = Stack(f"{BASE_PROJECT}-own-{what}-{uuid.uuid4().hex[:6]}")
     try:
-        start(own)
+        start(own, scale)
         yield own
     finally:
         own.down(volumes=True)
+
+
+@pytest.fixture
+def own_stack(images: None) -> Iterator[Stack]:
+    """A whole stack for this test alone."""
+    with stack_of_its_own("test") as own:
+        yield own
 
 
 @pytest.fixture

@@ -85,3 +85,10 @@ class ContainerListener:
         if self._process.poll() is None:
             self._process.kill()
             self._process.communicate()
+
+
+def assert_each_heard_all(hub_ips: list[str], heard: list[Heard], before: int, total: int) -> None:
+    """Each listener started on its own hub replica and got ids before+1..total once each, in order."""
+    for ip, got in zip(hub_ips, heard, strict=True):
+        assert got.addresses[:1] == [ip], f"listener meant for hub {ip} connected to {got.addresses}"
+        assert got.ids == list(range(before + 1, total + 1)), f"listener starting on {ip}: {len(got.ids)} ids"

@@ -15,7 +15,7 @@ import pytest
 
 from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
-from .checks import assert_ids_gap_free, assert_log_complete
+from .checks import assert_ids_gap_free, assert_log_complete, assert_reported_stored_once
 from .listener import ResumingListener
 from .load import Outcome, start_streams
 
@@ -48,18 +48,7 @@ def assert_confirmed_stored_once(stack: Stack, outcomes: list[Outcome]) -> None:
         timeout=120,
         what=f"{len(keys)} confirmed messages stored",
     )
-    rows = dict(stack.query("SELECT idempotency_key, id FROM messages WHERE idempotency_key = ANY(%s)", (keys,)))
-    for outcome in outcomes:
-        for key, reported_id in outcome.stored.items():
-            assert key in rows, f"{outcome.client}: confirmed {key} is not stored"
-            if reported_id is not None:
-                assert rows[key] == reported_id, (
-                    f"{outcome.client}: {key} reported id {reported_id}, stored {rows[key]}"
-                )
-    doubled = stack.query(
-        "SELECT message, count(*) FROM messages WHERE message LIKE 'carga %%' GROUP BY message HAVING count(*) > 1"
-    )
-    assert doubled == [], f"stored twice: {doubled[:5]}"
+    assert_reported_stored_once(stack.query("SELECT id, idempotency_key, message FROM messages"), outcomes)
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -20,9 +19,9 @@ import pytest
 from harness.stack import CLIENTS, Stack, wait_for
 
 from .checks import assert_ids_gap_free, assert_log_complete, assert_reported_stored_once
-from .conftest import BASE_PROJECT, start
+from .conftest import stack_of_its_own
 from .load import start_streams
-from .replicas import ContainerListener, container_ip, containers
+from .replicas import ContainerListener, assert_each_heard_all, container_ip, containers
 
 SCALE = {"rabbitmq-server": 3, "websocket-hub": 2, "rest-server": 2}
 COUNT = 150
@@ -32,12 +31,8 @@ STREAM = ["--count", str(COUNT), "--rate", "25", "--concurrency", "4", "--retrie
 @pytest.fixture
 def scaled(images: None) -> Iterator[Stack]:
     """A whole stack of its own, started scaled (as a user would), removed after the test."""
-    stack = Stack(f"{BASE_PROJECT}-own-scaled-{uuid.uuid4().hex[:6]}")
-    try:
-        start(stack, SCALE)
+    with stack_of_its_own("scaled", SCALE) as stack:
         yield stack
-    finally:
-        stack.down(volumes=True)
 
 
 def replicas(stack: Stack, service: str) -> list[str]:
@@ -79,9 +74,7 @@ def test_scaled_replicas_keep_every_guarantee(scaled: Stack) -> None:
     finally:
         for listener in listeners:
             listener.stop()
-    for ip, got in zip(hub_ips, heard, strict=True):
-        assert got.addresses[:1] == [ip], f"listener meant for hub {ip} connected to {got.addresses}"
-        assert got.ids == list(range(before + 1, total + 1)), f"listener on {ip}: {len(got.ids)} ids"
+    assert_each_heard_all(hub_ips, heard, before, total)
     assert_log_complete(scaled)
     # Every replica took part: the REST connections alternate between both
     # servers, and the broker hands deliveries to every consumer in turn.

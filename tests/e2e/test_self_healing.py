@@ -26,7 +26,7 @@ import requests
 from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 from .checks import assert_ids_gap_free
-from .conftest import BASE_PROJECT, start
+from .conftest import stack_of_its_own
 from .listener import ResumingListener
 from .load import start_streams
 
@@ -38,12 +38,8 @@ STREAM = ["--count", "60", "--rate", "30", "--concurrency", "4", "--retries", "4
 
 @pytest.fixture(scope="module")
 def faults_stack(images: None) -> Iterator[Stack]:
-    stack = Stack(f"{BASE_PROJECT}-own-healing")
-    try:
-        start(stack)
+    with stack_of_its_own("healing") as stack:
         yield stack
-    finally:
-        stack.down(volumes=True)
 
 
 def restarts(stack: Stack, service: str) -> int:
