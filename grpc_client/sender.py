@@ -17,7 +17,15 @@ Response = TypeVar("Response")
 # the resolver is asked again when one goes away.
 ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED}
+# CANCELLED too: this client never cancels its own calls, while a server that
+# stops cancels the calls it received but had not handed to a handler yet
+# (grpc/grpc#41785). The idempotency key makes sending again safe.
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+}
 
 
 class GrpcSender:

@@ -79,9 +79,17 @@ class Stack:
         if check and result.returncode != 0:
             raise RuntimeError(
                 f"docker compose {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}{self._failed_one_shot_logs(result.stderr)}"
             )
         return result
+
+    def _failed_one_shot_logs(self, output: str) -> str:
+        """The last lines of a dependency that compose says did not complete (migrate, secrets)."""
+        failed = sorted(set(re.findall(r'service "([\w-]+)" didn\'t complete successfully', output)))
+        if not failed:
+            return ""
+        logs = self.compose("logs", "--no-color", "--tail", "20", *failed, check=False)
+        return f"\nlast lines of {', '.join(failed)}:\n{logs.stdout[-3000:]}"
 
     # -- lifecycle -------------------------------------------------------------
     def up(self, *services: str, scale: dict[str, int] | None = None) -> None:

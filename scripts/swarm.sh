@@ -192,6 +192,8 @@ wait_removed() {
   while [ -n "$(docker ps -aq --filter "$filter")" ] || docker network inspect "${stack}_suite" >/dev/null 2>&1; do
     exited=$(docker ps -aq --filter "$filter" --filter status=exited --filter status=created)
     [ -z "$exited" ] || docker rm -f $exited >/dev/null 2>&1 || true
+    # `stack rm` gives up on the network while a task still uses it: remove it once none does.
+    [ -n "$(docker ps -aq --filter "$filter")" ] || docker network rm "${stack}_suite" >/dev/null 2>&1 || true
     if ((SECONDS > deadline)); then
       say "stack $stack still has containers or its network after 120 s:"
       docker ps -a --filter "$filter" --format '  {{.Names}} {{.Status}}' >&2
@@ -208,7 +210,8 @@ down() {
   if [ "$(swarm_state)" = active ]; then
     refuse_foreign_stack
     if [ -n "$(stack_services)" ]; then
-      docker stack rm "$stack" >/dev/null || failed=1
+      # Its "network is in use by task" is not a failure: wait_removed removes the network later.
+      docker stack rm "$stack" >/dev/null 2>&1 || true
       say "removed stack $stack"
     fi
     wait_removed || failed=1

@@ -6,7 +6,7 @@
 #   4. the unit tests,
 #   5. the end-to-end tests against the whole stack, built and started under a
 #      compose project of their own with no fixed host ports, torn down
-#      (down -v) at the end even when a test fails.
+#      (down -v) at the end even when a test fails; then the Docker Swarm test.
 # Any finding or failing test fails the command. Extra arguments go to the
 # end-to-end pytest run only (e.g. -k rest, -x, --randomly-seed=N,
 # -p no:randomly); the style checks and the unit tests always run whole.
@@ -42,4 +42,10 @@ teardown() {
 }
 trap teardown EXIT
 echo "== end-to-end tests (compose project $project)"
-"$venv/bin/python" -m pytest tests/e2e "$@"
+"$venv/bin/python" -m pytest tests/e2e --ignore=tests/e2e/test_swarm.py "$@"
+teardown
+# Swarm last, once every compose stack is gone: leaving swarm mode breaks name
+# resolution on the compose networks that existed meanwhile (seen on engine 20.10).
+# Exit 5 is "no test selected", as when the arguments (-k rest) deselect it.
+echo "== end-to-end test on Docker Swarm"
+"$venv/bin/python" -m pytest tests/e2e/test_swarm.py "$@" || [ $? -eq 5 ]
