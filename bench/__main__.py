@@ -113,10 +113,10 @@ def run_scaling(stack: Stack, size: Size, results: Results) -> None:
 
 
 def run_metrics_cost(stack: Stack, size: Size, results: Results) -> None:
-    """Metrics on against off, interleaved, 5 rounds: throughput per protocol at concurrency 8."""
-    progress("metrics cost: 5 rounds of metrics on and off, throughput of each protocol")
+    """Metrics on against off, interleaved, 6 rounds: throughput per protocol at concurrency 8."""
+    progress("metrics cost: 6 rounds of metrics on and off, throughput of each protocol")
     results.rows.extend(
-        metrics_cost.compare(stack, lambda: database_target(stack), lambda: senders(stack), 5, size.single, 8)
+        metrics_cost.compare(stack, lambda: database_target(stack), lambda: senders(stack), 6, size.single, 8)
     )
 
 
