@@ -38,11 +38,14 @@ COPY --from=protos /opt/generated /app/generated
 COPY msgsuite/ /app/msgsuite/
 USER suite
 
+# Every secret in /run/suite-secrets (volume "secrets"); each holder's own in
+# /run/suite-secrets-for/<holder> (volume "secrets-<holder>"): msgsuite/secret_plan.py.
 FROM base AS secrets-init
 COPY msgsuite/ /app/msgsuite/
+RUN python -m msgsuite.secret_plan mkdirs /run/suite-secrets-for \
+ && chown -R suite:suite /run/suite-secrets-for
 USER suite
-ENTRYPOINT ["python", "-m", "msgsuite.secrets_init", "/run/suite-secrets"]
-CMD ["postgres_password", "rabbitmq_password"]
+ENTRYPOINT ["python", "-m", "msgsuite.secrets_init", "/run/suite-secrets", "/run/suite-secrets-for"]
 
 FROM runtime AS migrate
 USER root

@@ -63,6 +63,7 @@ class Stack:
             "MSGSUITE_VERSION": os.environ.get("E2E_IMAGE_TAG", "e2e"),
         }
         self._ports: dict[tuple[str, int], int] = {}
+        self._secrets: dict[str, str] = {}
 
     def compose(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 600
@@ -148,6 +149,8 @@ class Stack:
     def down(self, volumes: bool) -> None:
         self.compose("down", "--remove-orphans", *(["-v"] if volumes else []), timeout=300)
         self._ports.clear()
+        if volumes:
+            self._secrets.clear()
 
     # -- addresses -------------------------------------------------------------
     @property
@@ -183,7 +186,13 @@ class Stack:
         return f"ws://127.0.0.1:{self.port('websocket-hub', 8765)}"
 
     def secret(self, name: str) -> str:
-        return self.compose("exec", "-T", "database", "cat", f"/run/suite-secrets/{name}").stdout.strip()
+        """A secret as the `secrets` one-shot made it (from its volume, which holds them all)."""
+        if name not in self._secrets:
+            read = self.compose(
+                "run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "secrets", f"/run/suite-secrets/{name}"
+            )
+            self._secrets[name] = read.stdout.strip()
+        return self._secrets[name]
 
     # -- clients and observations ---------------------------------------------
     def run_client(

@@ -1,11 +1,14 @@
-"""Creates the suite's passwords on first start, so none is written in the repository.
+"""Creates the suite's secrets on first start, and hands each container only its own.
 
-    python -m msgsuite.secrets_init DIR NAME [NAME ...]
+    python -m msgsuite.secrets_init SECRETS_DIR HOLDERS_DIR
 
-Each NAME becomes DIR/NAME holding the value of the environment variable
-NAME in upper case when it is set (from .env), else a random password; a file
-that exists already is kept (a restart keeps the passwords the database and
-broker were created with).
+Every secret of msgsuite.secret_plan becomes SECRETS_DIR/NAME, holding the
+value of the environment variable NAME in upper case when it is set (from
+.env), else a random value; a file that exists already is kept (a restart
+keeps the passwords the database and broker were created with). Then each
+folder HOLDERS_DIR/<holder> that is there (a mounted volume) gets a copy of
+exactly the secrets that the plan lists for that holder: one listed no longer
+is removed from it.
 """
 
 from __future__ import annotations
@@ -15,30 +18,57 @@ import secrets
 import sys
 from pathlib import Path
 
+from .secret_plan import SECRETS_FOR, every_secret
+
+
+def _write(path: Path, value: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(value, encoding="utf-8")
+    # Readable by the container's own user; the folder is that holder's alone.
+    os.chmod(temporary, 0o444)
+    os.replace(temporary, path)
+
 
 def ensure_secrets(directory: Path, names: list[str]) -> list[str]:
-    """Returns the names it created."""
+    """Creates the secrets that are missing; returns their names."""
     created = []
     for name in names:
         path = directory / name
         if path.exists() and path.read_text(encoding="utf-8").strip():
             continue
-        temporary = path.with_suffix(".tmp")
-        value = os.environ.get(name.upper()) or secrets.token_urlsafe(24)
-        temporary.write_text(value, encoding="utf-8")
-        # Readable by every container that mounts the volume; nothing else mounts it.
-        os.chmod(temporary, 0o444)
-        os.replace(temporary, path)
+        _write(path, os.environ.get(name.upper()) or secrets.token_urlsafe(24))
         created.append(name)
     return created
 
 
+def hand_out(directory: Path, holders: Path, plan: dict[str, tuple[str, ...]]) -> list[str]:
+    """Copies to each mounted holder folder its own secrets and removes any other; returns the holders served."""
+    served = []
+    for holder, names in plan.items():
+        folder = holders / holder
+        if not folder.is_dir():
+            continue
+        for name in names:
+            value = (directory / name).read_text(encoding="utf-8")
+            target = folder / name
+            if not target.exists() or target.read_text(encoding="utf-8") != value:
+                _write(target, value)
+        for stale in folder.iterdir():
+            if stale.is_file() and stale.name not in names:
+                stale.unlink()
+        served.append(holder)
+    return served
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2:
+    if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    created = ensure_secrets(Path(argv[0]), argv[1:])
+    directory, holders = Path(argv[0]), Path(argv[1])
+    created = ensure_secrets(directory, every_secret())
     print(f"secrets: created {', '.join(created)}" if created else "secrets: all present, none created")
+    served = hand_out(directory, holders, SECRETS_FOR)
+    print(f"secrets: handed out to {', '.join(served) or 'no holder'}")
     return 0
 
 

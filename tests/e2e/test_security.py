@@ -7,7 +7,8 @@ import subprocess
 
 import requests
 
-from harness.stack import LONG_RUNNING, ROOT, Stack
+from harness.stack import CLIENTS, LONG_RUNNING, ROOT, Stack
+from msgsuite.secret_plan import SECRETS_FOR
 
 PUBLISHED = {
     "database": {5432},
@@ -68,3 +69,18 @@ def test_sql_and_html_looking_messages_are_stored_and_shown_as_plain_text(health
         assert stored == [(message,)]
     assert healthy.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == tables_before
     healthy.wait_healthy(LONG_RUNNING)
+
+
+def test_each_container_holds_only_its_own_secrets(healthy: Stack) -> None:
+    """Read from inside every container: a file it should not have fails the test, whatever the plan says."""
+    held = {}
+    for service in LONG_RUNNING:
+        held[service] = healthy.compose("exec", "-T", service, "ls", "-A", "/run/suite-secrets").stdout.split()
+    for service in ["migrate", *CLIENTS]:
+        listing = healthy.compose(
+            "run", "--rm", "--no-deps", "-T", "--entrypoint", "ls", service, "-A", "/run/suite-secrets"
+        )
+        held[service] = listing.stdout.split()
+    assert held == {service: sorted(SECRETS_FOR[service]) for service in held}
+    for client in [*CLIENTS, "websocket-client"]:
+        assert "postgres_password" not in held[client]

@@ -22,6 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from msgsuite.secret_plan import SECRETS_FOR
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "kubernetes"
 CLIENT_JOB = BASE / "examples" / "rabbitmq-client-job.yaml"  # the README's example of a client run as a Job
@@ -405,3 +407,14 @@ def test_network_policies_allow_exactly_the_connections_each_service_uses(
     ((rule,),) = [p["spec"]["egress"] for p in dns]
     assert rule["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]
     assert sorted((port["protocol"], port["port"]) for port in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
+
+
+def test_each_workload_projects_only_the_secrets_of_the_plan(workloads: dict[str, Resource]) -> None:
+    for name, workload in workloads.items():
+        keys = sorted(
+            item["key"]
+            for volume in pod_spec(workload).get("volumes", [])
+            if "secret" in volume
+            for item in volume["secret"].get("items") or [{"key": "<every key>"}]
+        )
+        assert keys == sorted(SECRETS_FOR[name]), name

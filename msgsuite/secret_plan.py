@@ -1,0 +1,52 @@
+"""Which container holds which secret: the one list that compose, Swarm and Kubernetes follow.
+
+The `secrets` one-shot keeps every secret in its own volume (`secrets`) and
+copies into each holder's volume (`secrets-<holder>`, mounted read-only at
+/run/suite-secrets in that container) only the secrets listed for it here.
+A container therefore cannot read a password it does not use: a client never
+sees the database's, a server sees its own database role's only.
+
+    python -m msgsuite.secret_plan mkdirs ROOT   # a folder per holder (image build)
+    python -m msgsuite.secret_plan holders       # the holders, one per line
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+SECRETS_FOR: dict[str, tuple[str, ...]] = {
+    "database": ("postgres_password",),
+    "migrate": ("postgres_password",),
+    "rabbitmq": ("rabbitmq_password",),
+    "grpc-server": ("postgres_password",),
+    "rest-server": ("postgres_password",),
+    "rabbitmq-server": ("postgres_password", "rabbitmq_password"),
+    "websocket-hub": ("postgres_password",),
+    "websocket-client": (),
+    "grpc-client": (),
+    "rest-client": (),
+    "rabbitmq-client": ("rabbitmq_password",),
+    "postgres-exporter": ("postgres_password",),
+}
+
+
+def every_secret() -> list[str]:
+    """Every secret some holder needs, each once, in a stable order."""
+    return sorted({name for names in SECRETS_FOR.values() for name in names})
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["holders"] and len(argv) == 1:
+        print("\n".join(SECRETS_FOR))
+        return 0
+    if argv[:1] == ["mkdirs"] and len(argv) == 2:
+        for holder in SECRETS_FOR:
+            (Path(argv[1]) / holder).mkdir(parents=True, exist_ok=True)
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
