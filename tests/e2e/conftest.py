@@ -52,10 +52,14 @@ def stack(images: None) -> Iterator[Stack]:
 
 
 @contextmanager
-def stack_of_its_own(what: str, scale: dict[str, int] | None = None) -> Iterator[Stack]:
+def stack_of_its_own(
+    what: str, scale: dict[str, int] | None = None, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """A whole stack, started and settled, removed (down -v) after the block even when it fails.
-    Its project is named <base>-own-…, which the test command tears down after a killed run too."""
+    Its project is named <base>-own-…, which the test command tears down after a killed run too.
+    env: settings for every container of it (compose reads them), e.g. {"AUTH": "on"}."""
     own = Stack(f"{BASE_PROJECT}-own-{what}-{uuid.uuid4().hex[:6]}")
+    own.env.update(env or {})
     try:
         start(own, scale)
         yield own
