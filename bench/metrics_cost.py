@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
 from collections.abc import Callable
 
 from harness.stack import Stack
@@ -20,6 +21,29 @@ def restart_with_metrics(stack: Stack, mode: str) -> None:
     stack.compose("up", "-d", "--no-deps", "--force-recreate", *INSTRUMENTED)
     stack.wait_healthy(list(INSTRUMENTED))
     stack.forget_ports()
+
+
+# The container's CPU time in its cgroup: cgroup v2 (usage_usec), else v1 (nanoseconds).
+_CPU_USAGE = (
+    "if [ -r /sys/fs/cgroup/cpu.stat ]; then sed -n 's/^usage_usec //p' /sys/fs/cgroup/cpu.stat;"
+    " else echo $(($(cat /sys/fs/cgroup/cpuacct/cpuacct.usage) / 1000)); fi"
+)
+
+
+def cpu_seconds(stack: Stack) -> float:
+    """CPU time used so far by the instrumented containers, together (read inside each with `cat`)."""
+    total = 0.0
+    for row in stack.containers():
+        if row["Service"] in INSTRUMENTED:
+            read = subprocess.run(
+                ["docker", "exec", str(row["ID"]), "sh", "-c", _CPU_USAGE],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            )
+            total += int(read.stdout.strip()) / 1e6
+    return total
 
 
 def compare(
@@ -40,31 +64,45 @@ def compare(
     (connections, pools, caches) and is not counted.
     """
     rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}  # microseconds of the instrumented services per message
     for round_number in range(rounds):
         for mode in ("on", "off") if round_number % 2 == 0 else ("off", "on"):
             restart_with_metrics(stack, mode)
             target = make_target()
             for protocol, make_sender in make_senders().items():
                 measure.throughput(target, make_sender, concurrency, max(messages // 4, concurrency), 1)
+                used_before = cpu_seconds(stack)
                 rate = measure.throughput(target, make_sender, concurrency, messages, 1)
+                cpu.setdefault((mode, protocol), []).append((cpu_seconds(stack) - used_before) / messages * 1e6)
                 rates.setdefault((mode, protocol), []).append(rate)
     restart_with_metrics(stack, "on")
     rows = []
     for protocol in sorted({protocol for _, protocol in rates}):
-        on, off = rates["on", protocol], rates["off", protocol]
-        paired = statistics.median(a / b for a, b in zip(on, off, strict=True))
         rows.append(
-            Row(
-                f"{protocol}, metrics on (median of {rounds})",
+            _row(f"{protocol}, msg/s with metrics on", rates["on", protocol], rates["off", protocol], concurrency)
+        )
+        rows.append(
+            _row(
+                f"{protocol}, CPU µs per message with metrics on",
+                cpu["on", protocol],
+                cpu["off", protocol],
                 concurrency,
-                1,
-                statistics.median(on),
-                statistics.median(off),
-                note=(
-                    f"ratio: to metrics off (median {statistics.median(off):,.0f}); "
-                    f"median of the {rounds} paired on/off ratios {paired:.0%}; "
-                    f"spread on {min(on):,.0f}-{max(on):,.0f}, off {min(off):,.0f}-{max(off):,.0f}"
-                ),
             )
         )
     return rows
+
+
+def _row(what: str, on: list[float], off: list[float], concurrency: int) -> Row:
+    paired = statistics.median(a / b for a, b in zip(on, off, strict=True))
+    return Row(
+        f"{what} (median of {len(on)})",
+        concurrency,
+        1,
+        statistics.median(on),
+        statistics.median(off),
+        note=(
+            f"ratio: to metrics off (median {statistics.median(off):,.0f}); "
+            f"median of the {len(on)} paired on/off ratios {paired:.0%}; "
+            f"spread on {min(on):,.0f}-{max(on):,.0f}, off {min(off):,.0f}-{max(off):,.0f}"
+        ),
+    )
