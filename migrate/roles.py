@@ -12,7 +12,11 @@ migrations (0003-least-privilege.sql).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +102,34 @@ def read_passwords(directory: Path) -> dict[str, str | None]:
     return passwords
 
 
+def scram_verifier(password: str, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5803 form), computed here.
+
+    ALTER ROLE ... PASSWORD takes it in place of the password, so the password
+    itself never reaches the server (nor a log or pg_stat_activity there), as
+    psql's \\password does. PostgreSQL first normalises a password with
+    SASLprep, which changes nothing in printable ASCII; others are sent as
+    they are and hashed by the server (see password_for_sql).
+    """
+    salt = os.urandom(16) if salt is None else salt
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def password_for_sql(password: str) -> str:
+    """What ALTER ROLE ... PASSWORD gets: the verifier where SASLprep is surely a no-op, else the password."""
+    if password.isascii() and password.isprintable():
+        return scram_verifier(password)
+    return password
+
+
 def role_statements(each: Role, exists: bool, groups_now: Sequence[str], password: str | None) -> list[Statement]:
     """What brings one role to the plan: create it if missing, its attributes and password, its memberships."""
     name = quote_ident(each.name)
@@ -110,7 +142,9 @@ def role_statements(each: Role, exists: bool, groups_now: Sequence[str], passwor
         # No secret for it: it keeps LOGIN but no password, so no password can get in.
         statements.append((f"ALTER ROLE {name} WITH LOGIN {_NOT_PRIVILEGED} PASSWORD NULL", ()))
     else:
-        statements.append((f"ALTER ROLE {name} WITH LOGIN {_NOT_PRIVILEGED} PASSWORD %s", (password,)))
+        statements.append(
+            (f"ALTER ROLE {name} WITH LOGIN {_NOT_PRIVILEGED} PASSWORD %s", (password_for_sql(password),))
+        )
     for group in each.member_of:
         if group not in groups_now:
             statements.append((f"GRANT {quote_ident(group)} TO {name}", ()))

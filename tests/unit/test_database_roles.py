@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,32 @@ def test_a_missing_role_is_created_then_given_its_attributes_password_and_group(
         f'ALTER ROLE "rest_server" WITH LOGIN {" ".join(UNPRIVILEGED)} INHERIT PASSWORD %s',
         'GRANT "message_writer" TO "rest_server"',
     ]
-    assert statements[1][1] == ("s3cr'et",), "the password goes as a parameter, never into the SQL text"
+    ((verifier,),) = [params for _, params in statements if params]
+    assert verifier.startswith("SCRAM-SHA-256$4096:") and "s3cr'et" not in verifier, "only its SCRAM verifier goes"
+
+
+def test_the_scram_verifier_answers_the_exchange_of_rfc_7677() -> None:
+    """The example exchange of RFC 7677 (password "pencil"): the verifier's keys prove and verify it."""
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    verifier = roles.scram_verifier("pencil", salt=salt)
+    method_iterations_salt, keys = verifier.split("$", 1)[1].split("$")
+    assert method_iterations_salt == "4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+    stored_key, server_key = (base64.b64decode(key) for key in keys.split(":"))
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth_message = f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r={nonce}"
+    server_signature = hmac.new(server_key, auth_message.encode(), "sha256").digest()
+    assert base64.b64encode(server_signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    client_signature = hmac.new(stored_key, auth_message.encode(), "sha256").digest()
+    client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=True))
+    assert hashlib.sha256(client_key).digest() == stored_key
+
+
+def test_a_password_that_saslprep_might_change_goes_as_it_is_for_the_server_to_hash() -> None:
+    assert roles.password_for_sql("contraseña") == "contraseña"
+    assert roles.password_for_sql("tab\there") == "tab\there"
+    assert roles.password_for_sql("plain-ascii_1").startswith("SCRAM-SHA-256$")
+    assert roles.password_for_sql("plain-ascii_1") != roles.password_for_sql("plain-ascii_1"), "a fresh salt each time"
 
 
 def test_an_existing_role_is_put_back_to_the_plan_without_being_created_again() -> None:
