@@ -113,6 +113,11 @@ def test_no_service_role_is_privileged_and_each_service_connects_as_its_own(heal
         ([r.name for r in ROLES],),
     )
     assert rows == sorted((r.name, False, False, False, False, False, r.login) for r in ROLES)
+    hashes = healthy.query(
+        "SELECT rolname, left(rolpassword, 14) FROM pg_authid WHERE rolname = ANY(%s) ORDER BY rolname",
+        ([r.name for r in ROLES],),
+    )
+    assert hashes == sorted((r.name, "SCRAM-SHA-256$" if r.login else None) for r in ROLES)
     # The owner is migrate's alone: no long-running service connects as it (or as the superuser).
     sessions = healthy.query(
         "SELECT DISTINCT application_name, usename FROM pg_stat_activity"
