@@ -194,6 +194,10 @@ class Stack:
             self._secrets[name] = read.stdout.strip()
         return self._secrets[name]
 
+    def forget_secret(self, name: str) -> None:
+        """After a secret was rotated: the next secret(name) reads it again."""
+        self._secrets.pop(name, None)
+
     # -- clients and observations ---------------------------------------------
     def run_client(
         self, service: str, *args: str, input: str | None = None, timeout: float = 600
@@ -209,13 +213,16 @@ class Stack:
         return [line for line in self.client_log().splitlines() if line.startswith(NOTIFICATION_PREFIX)]
 
     @contextmanager
-    def database(self) -> Iterator[psycopg2.extensions.connection]:
+    def database(
+        self, user: str = "suite", password_secret: str = "postgres_password"
+    ) -> Iterator[psycopg2.extensions.connection]:
+        """A connection from the host, as the bootstrap superuser unless another role and its secret are named."""
         conn = psycopg2.connect(
             host="127.0.0.1",
             port=self.port("database", 5432),
             dbname="suite",
-            user="suite",
-            password=self.secret("postgres_password"),
+            user=user,
+            password=self.secret(password_secret),
             connect_timeout=5,
         )
         conn.autocommit = True

@@ -1,10 +1,14 @@
 """python -m migrate: applies the pending schema migrations, then exits.
 
 Run by the one-shot compose service `migrate`; the servers start only once it
-has exited 0. Exits 1 when a migration fails (the database keeps the ones
-applied before it; each migration is one transaction) and 2 on a missing
-setting. Settings: the database ones every service reads (POSTGRES_HOST,
-POSTGRES_DB, POSTGRES_USER, POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE),
+has exited 0. First, as the bootstrap superuser (POSTGRES_USER), it creates the
+suite's roles and sets their passwords (migrate/roles.py); then it applies the
+migrations as the owner role `suite_owner`. Exits 1 when a migration fails (the
+database keeps the ones applied before it; each migration is one transaction)
+and 2 on a missing setting. Settings: the database ones every service reads
+(POSTGRES_HOST, POSTGRES_DB, POSTGRES_USER, POSTGRES_PASSWORD or
+POSTGRES_PASSWORD_FILE: the superuser's), ROLE_PASSWORDS_DIR (default
+/run/suite-secrets: the roles' password files, db_<role>_password),
 MIGRATIONS_DIR (default /app/database/migrations) and MIGRATE_WAIT_SECONDS
 (default 120: how long to wait for the database and for a concurrent run).
 """
@@ -18,6 +22,7 @@ from pathlib import Path
 from msgsuite import logs
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, optional
 
+from .roles import read_passwords
 from .schema import MigrationFailed, apply_pending
 
 
@@ -26,6 +31,7 @@ class MigrateSettings:
     database: DatabaseSettings
     migrations: Path
     wait_seconds: int  # for the database, and for a concurrent run holding the lock
+    passwords: dict[str, str | None]  # per login role; None: it has no secret and cannot log in
 
     @classmethod
     def from_env(cls) -> MigrateSettings:
@@ -33,6 +39,7 @@ class MigrateSettings:
             DatabaseSettings.from_env("migrate"),
             Path(optional("MIGRATIONS_DIR", "/app/database/migrations")),
             integer("MIGRATE_WAIT_SECONDS", 120),
+            read_passwords(Path(optional("ROLE_PASSWORDS_DIR", "/run/suite-secrets"))),
         )
 
 
@@ -42,7 +49,7 @@ def main() -> int:
     settings, directory, wait_seconds = loaded.database, loaded.migrations, loaded.wait_seconds
     log.info("database %s:%d/%s, migrations in %s", settings.host, settings.port, settings.name, directory)
     try:
-        applied = apply_pending(settings, directory, wait_seconds)
+        applied = apply_pending(settings, directory, wait_seconds, loaded.passwords)
     except MigrationFailed as error:
         log.error("migration failed: %s", error)
         return 1

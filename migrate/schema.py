@@ -1,11 +1,12 @@
-"""Applies the pending migrations of database/migrations with yoyo, one migrate run at a time."""
+"""Sets up the roles as the superuser, then applies the pending migrations as the owner, one migrate run at a time."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -15,6 +16,8 @@ from yoyo import get_backend, read_migrations
 
 from msgsuite.backoff import Backoff
 from msgsuite.settings import DatabaseSettings
+
+from . import roles
 
 log = logging.getLogger("migrate")
 
@@ -82,15 +85,38 @@ def exclusive(conn: psycopg2.extensions.connection, wait_seconds: float) -> Iter
                 cursor.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-def apply_pending(settings: DatabaseSettings, directory: Path, wait_seconds: float) -> list[str]:
-    """Applies every migration of `directory` not applied yet, in order; returns their ids."""
+def set_up_roles(conn: psycopg2.extensions.connection, database: str, passwords: Mapping[str, str | None]) -> None:
+    """The roles, their passwords and the ownership of the schema, in one transaction of the superuser's."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("BEGIN")
+            try:
+                roles.set_up(cursor, database, passwords)
+            except psycopg2.Error:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+    except psycopg2.Error as error:
+        raise MigrationFailed(f"setting up the database roles: {_first_line(error)}") from error
+
+
+def apply_pending(
+    settings: DatabaseSettings, directory: Path, wait_seconds: float, passwords: Mapping[str, str | None]
+) -> list[str]:
+    """Sets up the roles (as settings' superuser), then applies every migration of `directory` not applied yet,
+    in order, as the owner role; returns their ids."""
     migrations = read_migrations(str(directory))
     if not migrations:
         raise MigrationFailed(f"no migrations found in {directory}")
     conn = connect_when_ready(settings, wait_seconds)
     try:
         with exclusive(conn, wait_seconds):
-            backend = get_backend(yoyo_url(settings))
+            set_up_roles(conn, settings.name, passwords)
+            owner = replace(settings, user=roles.OWNER, password=str(passwords[roles.OWNER]))
+            try:
+                backend = get_backend(yoyo_url(owner))
+            except psycopg2.Error as error:
+                raise MigrationFailed(f"connecting as {roles.OWNER}: {_first_line(error)}") from error
             try:
                 # We hold the advisory lock, so a yoyo lock row can only be one
                 # that a killed run left behind.

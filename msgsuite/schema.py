@@ -17,7 +17,7 @@ from .settings import DatabaseSettings
 
 # The newest migration this code relies on; raise it with each migration the
 # code starts using (an older server keeps working on a newer schema).
-REQUIRED_MIGRATION = "0002-stream-counts-per-via"
+REQUIRED_MIGRATION = "0003-least-privilege"
 
 
 def schema_is_ready(pool: ConnectionPool, migration: str = REQUIRED_MIGRATION) -> bool:

@@ -15,19 +15,31 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# The database roles' passwords (db_<role>_password): each service has its own
+# role's; migrate sets every role's password from its file (migrate/roles.py),
+# and only it and the database hold the bootstrap superuser's (postgres_password).
+DATABASE_ROLE_SECRETS = (
+    "db_owner_password",
+    "db_rest_server_password",
+    "db_grpc_server_password",
+    "db_rabbitmq_server_password",
+    "db_websocket_hub_password",
+    "db_postgres_exporter_password",
+)
+
 SECRETS_FOR: dict[str, tuple[str, ...]] = {
     "database": ("postgres_password",),
-    "migrate": ("postgres_password",),
+    "migrate": ("postgres_password", *DATABASE_ROLE_SECRETS),
     "rabbitmq": ("rabbitmq_password",),
-    "grpc-server": ("postgres_password",),
-    "rest-server": ("postgres_password",),
-    "rabbitmq-server": ("postgres_password", "rabbitmq_password"),
-    "websocket-hub": ("postgres_password",),
+    "grpc-server": ("db_grpc_server_password",),
+    "rest-server": ("db_rest_server_password",),
+    "rabbitmq-server": ("db_rabbitmq_server_password", "rabbitmq_password"),
+    "websocket-hub": ("db_websocket_hub_password",),
     "websocket-client": (),
     "grpc-client": (),
     "rest-client": (),
     "rabbitmq-client": ("rabbitmq_password",),
-    "postgres-exporter": ("postgres_password",),
+    "postgres-exporter": ("db_postgres_exporter_password",),
 }
 
 

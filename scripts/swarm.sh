@@ -20,7 +20,9 @@ OWNER_LABEL=io.msgsuite.deployed-by=scripts/swarm.sh
 STACK_FILE=deploy/swarm/stack.yml
 STATE_DIR=${MSGSUITE_SWARM_STATE:-$PWD/build/swarm}
 SWARM_MARKER=$STATE_DIR/swarm-initialised # holds the id of the swarm `up` created
-SECRETS=(postgres_password rabbitmq_password)
+# The bootstrap superuser's and the broker's, then one per database role (migrate sets them in PostgreSQL).
+SECRETS=(postgres_password rabbitmq_password db_owner_password db_rest_server_password db_grpc_server_password
+  db_rabbitmq_server_password db_websocket_hub_password db_postgres_exporter_password)
 
 usage() {
   echo "usage: bash scripts/swarm.sh up|test|down [--stack NAME]" >&2
@@ -71,6 +73,7 @@ create_secrets() {
     case $name in
       postgres_password) value=${POSTGRES_PASSWORD:-} ;;
       rabbitmq_password) value=${RABBITMQ_PASSWORD:-} ;;
+      *) value= ;;
     esac
     value=${value:-$(random_password)}
     printf '%s' "$value" | docker secret create --label "$OWNER_LABEL" --label "io.msgsuite.stack=$stack" \

@@ -64,6 +64,11 @@ def test_a_database_of_the_old_schema_upgrades_in_place_and_its_stream_continues
 
     assert stack.wait_exited(["migrate"]) == {"migrate": 0}
     assert "applied 0001-baseline" in stack.compose("logs", "--no-color", "migrate").stdout
+    owners = stack.query(
+        "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " UNION SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'store_messages'"
+    )
+    assert owners == [("suite_owner",)], "what the superuser created belongs to the owner role now"
     assert stack.query("SELECT epoch::text, total FROM stream")[0] == (epoch, total)
     assert stack.query(ROWS) == old_rows
     assert post(stack, "nuevo tras la actualización") == total + 1

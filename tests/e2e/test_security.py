@@ -8,7 +8,7 @@ import subprocess
 import requests
 
 from harness.stack import CLIENTS, LONG_RUNNING, ROOT, Stack
-from msgsuite.secret_plan import SECRETS_FOR
+from msgsuite.secret_plan import DATABASE_ROLE_SECRETS, SECRETS_FOR
 
 PUBLISHED = {
     "database": {5432},
@@ -51,7 +51,7 @@ def test_credentials_come_from_the_environment_not_the_code(healthy: Stack) -> N
             if "PASSWORD" in key and not key.endswith("_FILE"):
                 assert not value, f"{name} gets {key} as a literal value"
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for secret_name in ("postgres_password", "rabbitmq_password"):
+    for secret_name in ("postgres_password", "rabbitmq_password", *DATABASE_ROLE_SECRETS):
         secret = healthy.secret(secret_name)
         assert len(secret) >= 20
         for path in tracked.splitlines():

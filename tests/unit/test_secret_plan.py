@@ -48,7 +48,7 @@ def test_each_holder_gets_exactly_its_own_secrets(tmp_path: Path, monkeypatch: p
 
 def test_no_client_holds_a_database_password() -> None:
     for client in ("grpc-client", "rest-client", "rabbitmq-client", "websocket-client"):
-        assert not [name for name in SECRETS_FOR[client] if name.startswith("postgres")], client
+        assert not [name for name in SECRETS_FOR[client] if name.startswith(("postgres", "db_"))], client
 
 
 def test_every_compose_service_mounts_its_own_secrets_volume_and_no_other() -> None:
