@@ -18,16 +18,23 @@ from pathlib import Path
 SECRETS_FOR: dict[str, tuple[str, ...]] = {
     "database": ("postgres_password",),
     "migrate": ("postgres_password",),
-    "rabbitmq": ("rabbitmq_password",),
+    "rabbitmq": (
+        "rabbitmq_password",
+        "amqp_publisher_password",
+        "amqp_consumer_password",
+        "amqp_dead_letters_password",
+    ),
     "grpc-server": ("postgres_password",),
     "rest-server": ("postgres_password",),
-    "rabbitmq-server": ("postgres_password", "rabbitmq_password"),
+    "rabbitmq-server": ("postgres_password", "amqp_consumer_password"),
     "websocket-hub": ("postgres_password",),
     "websocket-client": (),
     "grpc-client": (),
     "rest-client": (),
-    "rabbitmq-client": ("rabbitmq_password",),
+    "rabbitmq-client": ("amqp_publisher_password",),
     "postgres-exporter": ("postgres_password",),
+    # `docker compose run --rm dead-letters list`: lists and re-sends dead letters (profile "tools").
+    "dead-letters": ("amqp_dead_letters_password",),
 }
 
 

@@ -20,7 +20,7 @@ OWNER_LABEL=io.msgsuite.deployed-by=scripts/swarm.sh
 STACK_FILE=deploy/swarm/stack.yml
 STATE_DIR=${MSGSUITE_SWARM_STATE:-$PWD/build/swarm}
 SWARM_MARKER=$STATE_DIR/swarm-initialised # holds the id of the swarm `up` created
-SECRETS=(postgres_password rabbitmq_password)
+SECRETS=(postgres_password rabbitmq_password amqp_publisher_password amqp_consumer_password amqp_dead_letters_password)
 
 usage() {
   echo "usage: bash scripts/swarm.sh up|test|down [--stack NAME]" >&2
