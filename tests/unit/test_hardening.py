@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-# The PostgreSQL entrypoint starts as root, fixes its folders' ownership and drops to postgres with gosu.
-CAPABILITIES_ADDED = {"database": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]}
+# Capabilities a service may add back: none (PostgreSQL and RabbitMQ run as their own users from the start).
+CAPABILITIES_ADDED: dict[str, list[str]] = {}
 
 
 def services(path: str) -> dict[str, Any]:
