@@ -45,4 +45,13 @@ def test_writable_places_are_tmpfs_or_volumes_as_in_compose() -> None:
     composed = services("docker-compose.yml")
     for name, service in services("deploy/swarm/stack.yml").items():
         tmpfs = sorted(v["target"] for v in service.get("volumes", []) if isinstance(v, dict) and v["type"] == "tmpfs")
-        assert tmpfs == sorted(composed[name].get("tmpfs", [])), name
+        assert tmpfs == sorted(path.split(":")[0] for path in composed[name].get("tmpfs", [])), name
+
+
+def test_each_compose_tmpfs_belongs_to_the_containers_user() -> None:
+    """Docker 20.10 mounts a tmpfs again with mode 0755 on a restart: one owned by root is then read-only to a
+    non-root user (the liveness files, the broker's definitions, PostgreSQL's socket)."""
+    for name, service in services("docker-compose.yml").items():
+        uid = str(service.get("user", "10001")).split(":")[0]
+        for tmpfs in service.get("tmpfs", []):
+            assert f"uid={uid},gid={uid}" in tmpfs, f"{name}: {tmpfs}"
