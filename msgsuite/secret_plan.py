@@ -30,16 +30,23 @@ DATABASE_ROLE_SECRETS = (
 SECRETS_FOR: dict[str, tuple[str, ...]] = {
     "database": ("postgres_password",),
     "migrate": ("postgres_password", *DATABASE_ROLE_SECRETS),
-    "rabbitmq": ("rabbitmq_password",),
+    "rabbitmq": (
+        "rabbitmq_password",
+        "amqp_publisher_password",
+        "amqp_consumer_password",
+        "amqp_dead_letters_password",
+    ),
     "grpc-server": ("db_grpc_server_password",),
     "rest-server": ("db_rest_server_password",),
-    "rabbitmq-server": ("db_rabbitmq_server_password", "rabbitmq_password"),
+    "rabbitmq-server": ("db_rabbitmq_server_password", "amqp_consumer_password"),
     "websocket-hub": ("db_websocket_hub_password",),
     "websocket-client": (),
     "grpc-client": (),
     "rest-client": (),
-    "rabbitmq-client": ("rabbitmq_password",),
+    "rabbitmq-client": ("amqp_publisher_password",),
     "postgres-exporter": ("db_postgres_exporter_password",),
+    # `docker compose run --rm dead-letters list`: lists and re-sends dead letters (profile "tools").
+    "dead-letters": ("amqp_dead_letters_password",),
 }
 
 

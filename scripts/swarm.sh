@@ -20,9 +20,11 @@ OWNER_LABEL=io.msgsuite.deployed-by=scripts/swarm.sh
 STACK_FILE=deploy/swarm/stack.yml
 STATE_DIR=${MSGSUITE_SWARM_STATE:-$PWD/build/swarm}
 SWARM_MARKER=$STATE_DIR/swarm-initialised # holds the id of the swarm `up` created
-# The bootstrap superuser's and the broker's, then one per database role (migrate sets them in PostgreSQL).
-SECRETS=(postgres_password rabbitmq_password db_owner_password db_rest_server_password db_grpc_server_password
-  db_rabbitmq_server_password db_websocket_hub_password db_postgres_exporter_password)
+# The bootstrap superuser's, the broker admin's and one per broker user, then one per database role
+# (migrate sets those in PostgreSQL).
+SECRETS=(postgres_password rabbitmq_password amqp_publisher_password amqp_consumer_password amqp_dead_letters_password
+  db_owner_password db_rest_server_password db_grpc_server_password db_rabbitmq_server_password
+  db_websocket_hub_password db_postgres_exporter_password)
 
 usage() {
   echo "usage: bash scripts/swarm.sh up|test|down [--stack NAME]" >&2

@@ -3,8 +3,10 @@
 #   1. a virtual environment (.venv-test) with the pinned test dependencies,
 #   2. the gRPC code generated from protos/ into build/generated,
 #   3. style: ruff check and ruff format --check (configured in pyproject.toml),
-#   4. the unit tests,
-#   5. the end-to-end tests against the whole stack, built and started under a
+#   4. the dependency audit: pip-audit on every pinned requirements file, known
+#      vulnerabilities with a fix fail unless allowed (security/audit-allowlist.toml),
+#   5. the unit tests,
+#   6. the end-to-end tests against the whole stack, built and started under a
 #      compose project of their own with no fixed host ports, torn down
 #      (down -v) at the end even when a test fails; then the Docker Swarm test.
 # Any finding or failing test fails the command. Extra arguments go to the
@@ -22,6 +24,9 @@ echo "== style (ruff)"
 
 echo "== types (mypy --strict)"
 "$venv/bin/mypy"
+
+echo "== dependency audit (pip-audit; allowlist security/audit-allowlist.toml)"
+"$venv/bin/python" -m security.dependency_audit
 
 echo "== unit tests"
 "$venv/bin/python" -m pytest tests/unit  # not -q: the header shows the random order's seed

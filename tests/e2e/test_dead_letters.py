@@ -12,11 +12,11 @@ from harness.stack import Stack, wait_for
 from .checks import assert_ids_gap_free
 
 DEAD_LETTER_QUEUE = "messages.dead-letter"
-COMMAND = ("python", "-m", "rabbitmq_server.dead_letters")
 
 
 def dead_letters(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return stack.run_client("rabbitmq-server", *COMMAND, *args, timeout=120)
+    """The README's `docker compose run --rm dead-letters ...`: the tool with the broker user of its own."""
+    return stack.run_client("dead-letters", *args, timeout=120)
 
 
 def publish(stack: Stack, messages: list[tuple[bytes, str]]) -> None:

@@ -84,3 +84,30 @@ def test_each_container_holds_only_its_own_secrets(healthy: Stack) -> None:
     assert held == {service: sorted(SECRETS_FOR[service]) for service in held}
     for client in [*CLIENTS, "websocket-client"]:
         assert "postgres_password" not in held[client]
+
+
+# Capabilities a container may add back: none (README, "Hardened containers"). PostgreSQL and RabbitMQ run as
+# their own users from the start, so their entrypoints need none.
+CAPABILITIES_ADDED: dict[str, set[str]] = {}
+
+
+def test_every_container_is_hardened(stack: Stack) -> None:
+    """docker inspect of every container of the stack, the one-shots and clients that ran included: a read-only
+    root, no-new-privileges, every capability dropped, and a non-root user from the start."""
+    rows = stack._ps(all_containers=True)
+    seen = set()
+    for row in rows:
+        service = str(row["Service"])
+        (inspected,) = json.loads(
+            subprocess.run(["docker", "inspect", str(row["ID"])], capture_output=True, text=True, check=True).stdout
+        )
+        host = inspected["HostConfig"]
+        assert host["ReadonlyRootfs"] is True, f"{service}: writable root filesystem"
+        assert "no-new-privileges:true" in (host["SecurityOpt"] or []), f"{service}: {host['SecurityOpt']}"
+        assert host["CapDrop"] == ["ALL"], f"{service} drops {host['CapDrop']}"
+        added = {cap.removeprefix("CAP_") for cap in host["CapAdd"] or []}
+        assert added == CAPABILITIES_ADDED.get(service, set()), f"{service} adds {added}"
+        assert not host["Privileged"], service
+        assert inspected["Config"]["User"] not in ("", "0", "root", "0:0"), f"{service} starts as root"
+        seen.add(service)
+    assert {*LONG_RUNNING, *CLIENTS, "secrets", "migrate"} <= seen

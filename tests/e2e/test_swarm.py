@@ -116,8 +116,8 @@ def test_swarm_replicas_survive_kills_and_rolling_updates(swarm: Swarm) -> None:
     assert len(hubs) == 2, f"hub tasks: {hubs}"
     hub_ips = [container_ip(hub, swarm.network) for hub in hubs]
     listeners = [ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before) for ip in hub_ips]
-    amqp = {"RABBITMQ_HOST": "rabbitmq", "RABBITMQ_USER": "suite"}
-    amqp["RABBITMQ_PASSWORD"] = swarm.secret("rabbitmq_password", "rabbitmq")
+    amqp = {"RABBITMQ_HOST": "rabbitmq", "RABBITMQ_USER": "publisher"}  # the clients' broker user
+    amqp["RABBITMQ_PASSWORD"] = swarm.secret("amqp_publisher_password", "rabbitmq")
     try:
         clients = [
             ContainerClient(swarm.network, swarm.tag, client, STREAM, amqp if client == "rabbitmq-client" else {})

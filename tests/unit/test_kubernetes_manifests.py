@@ -41,8 +41,8 @@ pytestmark = pytest.mark.skipif(
 NOT_WORKLOADS = {"secrets", "grpc-client", "rest-client", "rabbitmq-client"}
 # Variables the manifests add to what compose gives a service, and why.
 EXTRA_ENVIRONMENT = {"database": {"PGDATA"}}  # a folder below the volume's mount point, which may hold lost+found
-# The one container that cannot have a read-only root: its entrypoint renders the definitions into /etc/rabbitmq.
-WRITABLE_ROOT = {"rabbitmq"}
+# Containers that cannot have a read-only root: none (the broker renders its definitions into an emptyDir).
+WRITABLE_ROOT: set[str] = set()
 # Replicas of each Deployment, and which of them scale on CPU.
 REPLICAS = {"grpc-server": 2, "rest-server": 2, "rabbitmq-server": 2, "websocket-hub": 2, "websocket-client": 1}
 AUTOSCALED = {"grpc-server", "rest-server", "websocket-hub"}

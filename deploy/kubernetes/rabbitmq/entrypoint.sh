@@ -1,18 +1,45 @@
 #!/usr/bin/env bash
-# Renders definitions.json with the user from RABBITMQ_USER and the password
-# from RABBITMQ_PASSWORD_FILE, then starts the image's own entrypoint.
+# Renders the broker's definitions (users, permissions, queues) and its main
+# config file, then starts the image's own entrypoint.
+#
+# Users: the administrator RABBITMQ_USER (management UI) with the password in
+# RABBITMQ_PASSWORD_FILE, and one user per role whose passwords are the files
+# beside it: publisher (amqp_publisher_password: the clients), consumer
+# (amqp_consumer_password: rabbitmq-server) and dead-letters
+# (amqp_dead_letters_password: the dead-letters tool). Their permissions are in
+# definitions.template.json.
+#
+# The root filesystem is read-only: what is rendered goes to /run/rabbitmq (a
+# tmpfs, or an emptyDir on Kubernetes), and RABBITMQ_CONFIG_FILE points there.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
+rendered=/run/rabbitmq
 user=${RABBITMQ_USER:?RABBITMQ_USER is required}
-password=$(cat "${RABBITMQ_PASSWORD_FILE:?RABBITMQ_PASSWORD_FILE is required}")
+admin_file=${RABBITMQ_PASSWORD_FILE:?RABBITMQ_PASSWORD_FILE is required}
+secrets=$(dirname "$admin_file")
 safe='^[A-Za-z0-9._~-]+$'
-if [[ ! $user =~ $safe || ! $password =~ $safe ]]; then
-  echo "rabbitmq: the user and password may use only letters, digits and . _ ~ -" >&2
+if [[ ! $user =~ $safe ]]; then
+  echo "rabbitmq: the user may use only letters, digits and . _ ~ -" >&2
   exit 1
 fi
-sed -e "s/__RABBITMQ_USER__/$user/g" -e "s/__RABBITMQ_PASSWORD__/$password/g" \
-  "$here/definitions.template.json" > /etc/rabbitmq/definitions.json
-cp "$here/20-suite.conf" /etc/rabbitmq/conf.d/20-suite.conf
-chown rabbitmq:rabbitmq /etc/rabbitmq/definitions.json
-chmod 600 /etc/rabbitmq/definitions.json
+substitutions=(-e "s/__RABBITMQ_USER__/$user/g")
+for pair in RABBITMQ_PASSWORD:"$admin_file" \
+  AMQP_PUBLISHER_PASSWORD:"$secrets/amqp_publisher_password" \
+  AMQP_CONSUMER_PASSWORD:"$secrets/amqp_consumer_password" \
+  AMQP_DEAD_LETTERS_PASSWORD:"$secrets/amqp_dead_letters_password"; do
+  placeholder=${pair%%:*} file=${pair#*:}
+  password=$(cat "$file") || { echo "rabbitmq: cannot read $file" >&2; exit 1; }
+  if [[ ! $password =~ $safe ]]; then
+    echo "rabbitmq: the password in $file may use only letters, digits and . _ ~ -" >&2
+    exit 1
+  fi
+  substitutions+=(-e "s/__${placeholder}__/$password/g")
+done
+umask 077
+sed "${substitutions[@]}" "$here/definitions.template.json" > "$rendered/definitions.json"
+sed -e "s|__RENDERED__|$rendered|g" "$here/20-suite.conf" > "$rendered/rabbitmq.conf"
+if [ "$(id -u)" = 0 ]; then  # started as root: the image's entrypoint drops to rabbitmq
+  chown rabbitmq:rabbitmq "$rendered/definitions.json" "$rendered/rabbitmq.conf"
+fi
+export RABBITMQ_CONFIG_FILE=$rendered/rabbitmq.conf
 exec docker-entrypoint.sh "$@"
