@@ -40,7 +40,12 @@ USER suite
 
 # Every secret in /run/suite-secrets (volume "secrets"); each holder's own in
 # /run/suite-secrets-for/<holder> (volume "secrets-<holder>"): msgsuite/secret_plan.py.
+# It also makes the private CA and the servers' certificates (cryptography).
 FROM base AS secrets-init
+COPY requirements-secrets-init.txt /tmp/requirements-secrets-init.txt
+RUN python -m venv --without-pip /opt/venv \
+ && pip --python /opt/venv/bin/python install -r /tmp/requirements-secrets-init.txt \
+ && rm /tmp/requirements-secrets-init.txt
 COPY msgsuite/ /app/msgsuite/
 RUN python -m msgsuite.secret_plan mkdirs /run/suite-secrets-for \
  && chown -R suite:suite /run/suite-secrets-for

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from msgsuite import cli
 from msgsuite.client import Sender
 from msgsuite.settings import integer, optional
+from msgsuite.tls import TlsSettings
 
 from .sender import GrpcSender
 
@@ -14,7 +15,9 @@ from .sender import GrpcSender
 def sender_factory() -> Callable[[], Sender]:
     """Reads the client's settings once; the factory makes one sender per worker thread."""
     target, timeout = optional("GRPC_TARGET", "grpc-server:50051"), integer("CLIENT_TIMEOUT_SECONDS", 10)
-    return lambda: GrpcSender(target, timeout)
+    tls = TlsSettings.from_env()  # TLS=on: TLS, the server verified against the suite's CA
+    root_certificates = tls.ca_pem() if tls.enabled else None
+    return lambda: GrpcSender(target, timeout, root_certificates)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,14 @@ RETRYABLE = {
 
 
 class GrpcSender:
-    def __init__(self, target: str, timeout: float) -> None:
-        self._channel = grpc.insecure_channel(dns_target(target), options=[("grpc.service_config", ROUND_ROBIN)])
+    def __init__(self, target: str, timeout: float, root_certificates: bytes | None = None) -> None:
+        """root_certificates: the CA to verify the server with over TLS; None for plain text."""
+        options = [("grpc.service_config", ROUND_ROBIN)]
+        if root_certificates is None:
+            self._channel = grpc.insecure_channel(dns_target(target), options=options)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(dns_target(target), credentials, options=options)
         self._stub = messages_pb2_grpc.MessageServiceStub(self._channel)
         self._timeout = timeout
 

@@ -19,6 +19,7 @@ from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 from msgsuite.store import MessageStore
+from msgsuite.tls import TlsSettings
 
 from .service import MessageService
 
@@ -35,6 +36,7 @@ class GrpcServerSettings:
     port: int
     workers: int  # calls served at once
     metrics_port: int
+    tls: TlsSettings  # TLS=on: TLS server credentials with its own certificate
 
     @classmethod
     def from_env(cls) -> GrpcServerSettings:
@@ -43,6 +45,7 @@ class GrpcServerSettings:
             integer("GRPC_PORT", 50051),
             integer("GRPC_WORKERS", 16),
             integer("METRICS_PORT", 9464),
+            TlsSettings.from_env("grpc-server"),
         )
 
 
@@ -90,7 +93,12 @@ def main() -> int:
     for name in ("", MESSAGE_SERVICE):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((MESSAGE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    server.add_insecure_port(f"0.0.0.0:{settings.port}")
+    address = f"0.0.0.0:{settings.port}"
+    if settings.tls.cert_file and settings.tls.key_file:
+        with open(settings.tls.key_file, "rb") as key, open(settings.tls.cert_file, "rb") as certificate:
+            server.add_secure_port(address, grpc.ssl_server_credentials([(key.read(), certificate.read())]))
+    else:
+        server.add_insecure_port(address)
 
     def stop() -> None:
         log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
@@ -101,7 +109,13 @@ def main() -> int:
     if not wait_for_schema(settings.database, log, stopping):
         return 0
     server.start()
-    log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
+    log.info(
+        "listening on port %d (%s), database %s:%d",
+        settings.port,
+        "TLS" if settings.tls.enabled else "plain text",
+        settings.database.host,
+        settings.database.port,
+    )
     threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
     server.wait_for_termination()
     pool.close()

@@ -1,4 +1,7 @@
-"""python -m grpc_server.healthcheck [TARGET]: exit 0 when grpc.health.v1 says SERVING."""
+"""python -m grpc_server.healthcheck [TARGET]: exit 0 when grpc.health.v1 says SERVING.
+
+With TLS=on it connects over TLS and verifies the server against TLS_CA_FILE
+(TARGET localhost:50051 matches the certificate's `localhost` name)."""
 
 from __future__ import annotations
 
@@ -7,10 +10,24 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2
 
+from msgsuite.settings import InvalidSetting
+from msgsuite.tls import TlsSettings
+
+
+def open_channel(target: str, tls: TlsSettings) -> grpc.Channel:
+    if not tls.enabled:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=tls.ca_pem()))
+
 
 def main(argv: list[str]) -> int:
     target = argv[0] if argv else "localhost:50051"
-    with grpc.insecure_channel(target) as channel:
+    try:
+        tls = TlsSettings.from_env()
+    except InvalidSetting as error:
+        print(f"unhealthy: {error}", file=sys.stderr)
+        return 1
+    with open_channel(target, tls) as channel:
         # The method itself rather than health_pb2_grpc.HealthStub, whose stubs do not declare Check.
         check = channel.unary_unary(
             "/grpc.health.v1.Health/Check",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import pika
 import psycopg2
 import psycopg2.extensions
@@ -64,6 +67,7 @@ class Stack:
         }
         self._ports: dict[tuple[str, int], int] = {}
         self._secrets: dict[str, str] = {}
+        self._ca_file: str | None = None
 
     def compose(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 600
@@ -151,6 +155,7 @@ class Stack:
         self._ports.clear()
         if volumes:
             self._secrets.clear()
+            self._ca_file = None
 
     # -- addresses -------------------------------------------------------------
     @property
@@ -173,9 +178,38 @@ class Stack:
         self.compose("restart", *services)
         self.forget_ports()
 
+    # -- TLS (stack.env["TLS"] = "on" before start) -------------------------------
+    @property
+    def tls(self) -> bool:
+        return self.env.get("TLS") == "on"
+
+    @property
+    def ca_file(self) -> str:
+        """The stack's CA certificate (made by its secrets one-shot), in a file of the test's own."""
+        if self._ca_file is None:
+            with tempfile.NamedTemporaryFile("w", prefix=f"{self.project}-", suffix="-ca.crt", delete=False) as file:
+                file.write(self.secret("ca.crt") + "\n")
+            self._ca_file = file.name
+        return self._ca_file
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts the stack's CA (and checks the name: 127.0.0.1 and localhost are in every certificate)."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    @property
+    def verify(self) -> str | bool:
+        """For requests' verify=: the stack's CA with TLS on."""
+        return self.ca_file if self.tls else True
+
+    def grpc_channel(self) -> grpc.Channel:
+        if not self.tls:
+            return grpc.insecure_channel(self.grpc_target)
+        with open(self.ca_file, "rb") as ca:
+            return grpc.secure_channel(self.grpc_target, grpc.ssl_channel_credentials(root_certificates=ca.read()))
+
     @property
     def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.port('rest-server', 8000)}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port('rest-server', 8000)}"
 
     @property
     def grpc_target(self) -> str:
@@ -183,7 +217,7 @@ class Stack:
 
     @property
     def hub_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port('websocket-hub', 8765)}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port('websocket-hub', 8765)}"
 
     def secret(self, name: str) -> str:
         """A secret as the `secrets` one-shot made it (from its volume, which holds them all)."""
@@ -224,6 +258,7 @@ class Stack:
             user=user,
             password=self.secret(password_secret),
             connect_timeout=5,
+            **({"sslmode": "verify-full", "sslrootcert": self.ca_file} if self.tls else {}),
         )
         conn.autocommit = True
         try:
@@ -243,8 +278,9 @@ class Stack:
     def amqp_channel(self) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
         params = pika.ConnectionParameters(
             host="127.0.0.1",
-            port=self.port("rabbitmq", 5672),
+            port=self.port("rabbitmq", 5671 if self.tls else 5672),
             credentials=pika.PlainCredentials("suite", self.secret("rabbitmq_password")),
+            ssl_options=pika.SSLOptions(self.ssl_context(), "127.0.0.1") if self.tls else None,
         )
         connection = pika.BlockingConnection(params)
         try:
@@ -256,7 +292,12 @@ class Stack:
 
     def listen(self, after: int = 0, epoch: str | None = None) -> ClientConnection:
         query = f"after={after}" + (f"&epoch={epoch}" if epoch else "")
-        return connect(f"{self.hub_url}/notifications?{query}", compression=None, open_timeout=10)
+        return connect(
+            f"{self.hub_url}/notifications?{query}",
+            compression=None,
+            open_timeout=10,
+            ssl=self.ssl_context() if self.tls else None,
+        )
 
 
 def receive_frames(listener: ClientConnection, until_id: int, timeout: float = 60) -> list[dict[str, object]]:

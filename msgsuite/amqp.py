@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pika
 
 from .settings import BrokerSettings
 
 
 def connection_parameters(settings: BrokerSettings, name: str) -> pika.ConnectionParameters:
+    ssl_options = None
+    if settings.ca_file:  # TLS=on: AMQPS, the broker's certificate and name checked against the suite's CA
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        ssl_options = pika.SSLOptions(context, server_hostname=settings.host)
     return pika.ConnectionParameters(
         host=settings.host,
         port=settings.port,
@@ -17,4 +24,5 @@ def connection_parameters(settings: BrokerSettings, name: str) -> pika.Connectio
         connection_attempts=1,
         socket_timeout=5,
         client_properties={"connection_name": name},
+        ssl_options=ssl_options,
     )

@@ -6,6 +6,11 @@ copies into each holder's volume (`secrets-<holder>`, mounted read-only at
 A container therefore cannot read a password it does not use: a client never
 sees the database's, a server sees its own database role's only.
 
+TLS (msgsuite/certificates.py): every server of TLS_SERVERS holds its own
+certificate and key (`<server>.crt`, `<server>.key`); every container that
+connects to one of them holds the private CA's certificate (`ca.crt`). The
+CA's key stays in the `secrets` volume and is handed to no one.
+
     python -m msgsuite.secret_plan mkdirs ROOT   # a folder per holder (image build)
     python -m msgsuite.secret_plan holders       # the holders, one per line
 """
@@ -27,32 +32,54 @@ DATABASE_ROLE_SECRETS = (
     "db_postgres_exporter_password",
 )
 
+# The servers that serve TLS with TLS=on, each with a certificate of its own.
+TLS_SERVERS = ("database", "rabbitmq", "grpc-server", "rest-server", "websocket-hub")
+CA_CERTIFICATE = "ca.crt"
+
+
+def server_tls(server: str) -> tuple[str, str]:
+    """A server's own certificate and key file names."""
+    return (f"{server}.crt", f"{server}.key")
+
+
 SECRETS_FOR: dict[str, tuple[str, ...]] = {
-    "database": ("postgres_password",),
-    "migrate": ("postgres_password", *DATABASE_ROLE_SECRETS),
+    "database": ("postgres_password", *server_tls("database")),
+    "migrate": ("postgres_password", *DATABASE_ROLE_SECRETS, CA_CERTIFICATE),
     "rabbitmq": (
         "rabbitmq_password",
         "amqp_publisher_password",
         "amqp_consumer_password",
         "amqp_dead_letters_password",
+        *server_tls("rabbitmq"),
     ),
-    "grpc-server": ("db_grpc_server_password",),
-    "rest-server": ("db_rest_server_password",),
-    "rabbitmq-server": ("db_rabbitmq_server_password", "amqp_consumer_password"),
-    "websocket-hub": ("db_websocket_hub_password",),
-    "websocket-client": (),
-    "grpc-client": (),
-    "rest-client": (),
-    "rabbitmq-client": ("amqp_publisher_password",),
+    "grpc-server": ("db_grpc_server_password", CA_CERTIFICATE, *server_tls("grpc-server")),
+    "rest-server": ("db_rest_server_password", CA_CERTIFICATE, *server_tls("rest-server")),
+    "rabbitmq-server": ("db_rabbitmq_server_password", "amqp_consumer_password", CA_CERTIFICATE),
+    "websocket-hub": ("db_websocket_hub_password", CA_CERTIFICATE, *server_tls("websocket-hub")),
+    "websocket-client": (CA_CERTIFICATE,),
+    "grpc-client": (CA_CERTIFICATE,),
+    "rest-client": (CA_CERTIFICATE,),
+    "rabbitmq-client": ("amqp_publisher_password", CA_CERTIFICATE),
     "postgres-exporter": ("db_postgres_exporter_password",),
     # `docker compose run --rm dead-letters list`: lists and re-sends dead letters (profile "tools").
-    "dead-letters": ("amqp_dead_letters_password",),
+    "dead-letters": ("amqp_dead_letters_password", CA_CERTIFICATE),
 }
+
+# Holders whose server runs as another user than the one-shot (uid 999 in the
+# postgres and rabbitmq images): their key copy must be readable by that user;
+# their entrypoint copies it to a private 0600 file of their own (PostgreSQL
+# refuses any other mode). Everyone else's key copy is 0400 (uid 10001, theirs).
+KEY_READ_BY_ANOTHER_USER = {"database", "rabbitmq"}
 
 
 def every_secret() -> list[str]:
     """Every secret some holder needs, each once, in a stable order."""
     return sorted({name for names in SECRETS_FOR.values() for name in names})
+
+
+def is_tls_file(name: str) -> bool:
+    """A certificate or key (made by msgsuite.certificates), not a random string."""
+    return name.endswith((".crt", ".key"))
 
 
 def main(argv: list[str]) -> int:

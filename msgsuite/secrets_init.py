@@ -9,24 +9,42 @@ keeps the passwords the database and broker were created with). Then each
 folder HOLDERS_DIR/<holder> that is there (a mounted volume) gets a copy of
 exactly the secrets that the plan lists for that holder: one listed no longer
 is removed from it.
+
+The TLS files (a private CA, a certificate and key per TLS server) are not
+random strings: msgsuite.certificates makes them, once, beside the passwords.
+A key's copy is 0400 (the holder runs as the one-shot's uid 10001), or 0444
+in the database's and the broker's own volumes, whose servers run as another
+user and copy it to a private 0600 file at start (see secret_plan).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 import sys
 from pathlib import Path
 
-from .secret_plan import SECRETS_FOR, every_secret
+from .certificates import ensure_certificates
+from .secret_plan import KEY_READ_BY_ANOTHER_USER, SECRETS_FOR, TLS_SERVERS, every_secret, is_tls_file
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: Path, value: str, mode: int = 0o444) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(value, encoding="utf-8")
+    temporary.unlink(missing_ok=True)  # left by an interrupted run
+    # Private until complete, then the mode it is meant to have.
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as file:
+        file.write(value)
     # Readable by the container's own user; the folder is that holder's alone.
-    os.chmod(temporary, 0o444)
+    os.chmod(temporary, mode)
     os.replace(temporary, path)
+
+
+def copy_mode(holder: str, name: str) -> int:
+    """The mode of a holder's copy: keys readable by the holder's server user alone where that is ours."""
+    if name.endswith(".key") and holder not in KEY_READ_BY_ANOTHER_USER:
+        return 0o400
+    return 0o444
 
 
 def ensure_secrets(directory: Path, names: list[str]) -> list[str]:
@@ -50,9 +68,13 @@ def hand_out(directory: Path, holders: Path, plan: dict[str, tuple[str, ...]]) -
             continue
         for name in names:
             value = (directory / name).read_text(encoding="utf-8")
-            target = folder / name
-            if not target.exists() or target.read_text(encoding="utf-8") != value:
-                _write(target, value)
+            target, mode = folder / name, copy_mode(holder, name)
+            if (
+                not target.exists()
+                or target.read_text(encoding="utf-8") != value
+                or stat.S_IMODE(target.stat().st_mode) != mode
+            ):
+                _write(target, value, mode)
         for stale in folder.iterdir():
             if stale.is_file() and stale.name not in names:
                 stale.unlink()
@@ -65,7 +87,8 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     directory, holders = Path(argv[0]), Path(argv[1])
-    created = ensure_secrets(directory, every_secret())
+    created = ensure_secrets(directory, [name for name in every_secret() if not is_tls_file(name)])
+    created += ensure_certificates(directory, TLS_SERVERS)
     print(f"secrets: created {', '.join(created)}" if created else "secrets: all present, none created")
     served = hand_out(directory, holders, SECRETS_FOR)
     print(f"secrets: handed out to {', '.join(served) or 'no holder'}")

@@ -77,6 +77,30 @@ def number(name: str, default: float) -> float:
     return value
 
 
+def tls_enabled() -> bool:
+    """TLS=on|off (default off); anything else stops the service at start. See msgsuite/tls.py."""
+    value = optional("TLS", "off")
+    if value not in ("on", "off"):
+        raise InvalidSetting(f"environment variable TLS must be on or off, not {value!r}")
+    return value == "on"
+
+
+def readable_file(name: str, path: str) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise InvalidSetting(f"{name}={path} cannot be read: {error.strerror}") from None
+    return path
+
+
+def tls_ca_file() -> str | None:
+    """With TLS=on, the suite's CA certificate that every client verifies servers with; None with TLS off."""
+    if not tls_enabled():
+        return None
+    return readable_file("TLS_CA_FILE", optional("TLS_CA_FILE", "/run/suite-secrets/ca.crt"))
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     host: str
@@ -86,6 +110,7 @@ class DatabaseSettings:
     password: str
     pool_size: int
     application_name: str  # the service's name: pg_stat_activity shows who holds what
+    ca_file: str | None = None  # TLS=on: verify the server's certificate and name against this CA
 
     @classmethod
     def from_env(cls, application_name: str) -> DatabaseSettings:
@@ -97,9 +122,11 @@ class DatabaseSettings:
             password=secret("POSTGRES_PASSWORD"),
             pool_size=integer("DATABASE_POOL_SIZE", 8),
             application_name=application_name,
+            ca_file=tls_ca_file(),
         )
 
     def connect_kwargs(self) -> dict[str, Any]:
+        tls = {"sslmode": "verify-full", "sslrootcert": self.ca_file} if self.ca_file else {}
         return {
             "host": self.host,
             "port": self.port,
@@ -108,6 +135,7 @@ class DatabaseSettings:
             "password": self.password,
             "connect_timeout": 5,
             "application_name": self.application_name,
+            **tls,
         }
 
 
@@ -121,16 +149,19 @@ class BrokerSettings:
     routing_key: str  # what they send with; the exchange routes it to the queue
     queue: str  # what the consumer reads
     dead_letter_exchange: str
+    ca_file: str | None = None  # TLS=on: AMQPS, the broker's certificate verified against this CA
 
     @classmethod
     def from_env(cls) -> BrokerSettings:
+        ca_file = tls_ca_file()
         return cls(
             host=required("RABBITMQ_HOST"),
-            port=integer("RABBITMQ_PORT", 5672),
+            port=integer("RABBITMQ_PORT", 5671 if ca_file else 5672),
             user=required("RABBITMQ_USER"),
             password=secret("RABBITMQ_PASSWORD"),
             exchange=optional("RABBITMQ_EXCHANGE", "messages"),
             routing_key=optional("RABBITMQ_ROUTING_KEY", "messages"),
             queue=optional("RABBITMQ_QUEUE", "messages"),
             dead_letter_exchange=optional("RABBITMQ_DEAD_LETTER_EXCHANGE", "messages.dead-letter"),
+            ca_file=ca_file,
         )

@@ -11,6 +11,10 @@
 #
 # The root filesystem is read-only: what is rendered goes to /run/rabbitmq (a
 # tmpfs, or an emptyDir on Kubernetes), and RABBITMQ_CONFIG_FILE points there.
+#
+# TLS=on adds the AMQPS listener (30-tls.conf, appended to the rendered config)
+# with a private copy of the key: the one among the secrets is the secrets
+# one-shot's file, not the broker user's.
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
 rendered=/run/rabbitmq
@@ -38,8 +42,14 @@ done
 umask 077
 sed "${substitutions[@]}" "$here/definitions.template.json" > "$rendered/definitions.json"
 sed -e "s|__RENDERED__|$rendered|g" "$here/20-suite.conf" > "$rendered/rabbitmq.conf"
+if [[ ${TLS:-off} == on ]]; then
+  mkdir -p "$rendered/tls"
+  install -m 0644 "$secrets/rabbitmq.crt" "$rendered/tls/rabbitmq.crt"
+  install -m 0600 "$secrets/rabbitmq.key" "$rendered/tls/rabbitmq.key"
+  sed -e "s|/etc/rabbitmq/tls|$rendered/tls|g" "$here/30-tls.conf" >> "$rendered/rabbitmq.conf"
+fi
 if [ "$(id -u)" = 0 ]; then  # started as root: the image's entrypoint drops to rabbitmq
-  chown rabbitmq:rabbitmq "$rendered/definitions.json" "$rendered/rabbitmq.conf"
+  chown -R rabbitmq:rabbitmq "$rendered"
 fi
 export RABBITMQ_CONFIG_FILE=$rendered/rabbitmq.conf
 exec docker-entrypoint.sh "$@"

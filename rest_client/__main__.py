@@ -7,14 +7,18 @@ from collections.abc import Callable
 from msgsuite import cli
 from msgsuite.client import Sender
 from msgsuite.settings import integer, optional
+from msgsuite.tls import TlsSettings, secure_url
 
 from .sender import RestSender
 
 
 def sender_factory() -> Callable[[], Sender]:
     """Reads the client's settings once; the factory makes one sender per worker thread."""
-    base_url, timeout = optional("REST_URL", "http://rest-server:8000"), integer("CLIENT_TIMEOUT_SECONDS", 10)
-    return lambda: RestSender(base_url, timeout)
+    tls = TlsSettings.from_env()  # TLS=on: https://, the server verified against the suite's CA
+    base_url = secure_url(optional("REST_URL", "http://rest-server:8000"), tls)
+    timeout = integer("CLIENT_TIMEOUT_SECONDS", 10)
+    context = tls.client_context() if tls.enabled else None
+    return lambda: RestSender(base_url, timeout, context)
 
 
 if __name__ == "__main__":

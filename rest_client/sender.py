@@ -11,6 +11,7 @@ import http.client
 import itertools
 import json
 import socket
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ class SpreadHTTPSConnection(http.client.HTTPSConnection, SpreadConnection):
 
 
 class RestSender:
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, context: ssl.SSLContext | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"REST_URL must be http(s)://host[:port], not {base_url!r}")
@@ -48,6 +49,7 @@ class RestSender:
         self._host, self._port = parts.hostname, parts.port
         self._path = parts.path.rstrip("/") + "/messages"
         self._timeout = timeout
+        self._context = context  # for https: who verifies the server (None: the system's CAs)
         self._connection: http.client.HTTPConnection | None = None
 
     def send(self, text: str, key: str) -> Receipt:
@@ -88,8 +90,12 @@ class RestSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            kind = SpreadHTTPSConnection if self._https else SpreadConnection
-            self._connection = kind(self._host, self._port, timeout=self._timeout)
+            if self._https:
+                self._connection = SpreadHTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=self._context
+                )
+            else:
+                self._connection = SpreadConnection(self._host, self._port, timeout=self._timeout)
         return self._connection
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit
 from msgsuite.store import MessageStore
+from msgsuite.tls import TlsSettings
 
 from .app import create_app
 
@@ -21,10 +22,13 @@ from .app import create_app
 class RestServerSettings:
     database: DatabaseSettings
     port: int
+    tls: TlsSettings  # TLS=on: HTTPS with its own certificate
 
     @classmethod
     def from_env(cls) -> RestServerSettings:
-        return cls(DatabaseSettings.from_env("rest-server"), integer("REST_PORT", 8000))
+        return cls(
+            DatabaseSettings.from_env("rest-server"), integer("REST_PORT", 8000), TlsSettings.from_env("rest-server")
+        )
 
 
 def main() -> int:
@@ -33,7 +37,13 @@ def main() -> int:
     crash.exit_on_thread_errors()
     wait_for_schema(settings.database, log)
     pool = ConnectionPool(settings.database)
-    log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
+    log.info(
+        "listening on port %d (%s), database %s:%d",
+        settings.port,
+        "HTTPS" if settings.tls.enabled else "HTTP",
+        settings.database.host,
+        settings.database.port,
+    )
     # uvicorn stops on SIGTERM after in-flight requests finish.
     uvicorn.run(
         create_app(MessageStore(pool, Via.REST), pool),
@@ -45,6 +55,8 @@ def main() -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls.cert_file,
+        ssl_keyfile=settings.tls.key_file,
     )
     pool.close()
     log.info("stopped")

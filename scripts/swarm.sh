@@ -25,6 +25,10 @@ SWARM_MARKER=$STATE_DIR/swarm-initialised # holds the id of the swarm `up` creat
 SECRETS=(postgres_password rabbitmq_password amqp_publisher_password amqp_consumer_password amqp_dead_letters_password
   db_owner_password db_rest_server_password db_grpc_server_password db_rabbitmq_server_password
   db_websocket_hub_password db_postgres_exporter_password)
+# TLS (the stack runs with TLS on): the private CA's certificate and each server's certificate and key,
+# made once by the secrets-init image into a temporary folder; the CA's key is not kept.
+TLS_SECRETS=(ca.crt database.crt database.key rabbitmq.crt rabbitmq.key grpc-server.crt grpc-server.key
+  rest-server.crt rest-server.key websocket-hub.crt websocket-hub.key)
 
 usage() {
   echo "usage: bash scripts/swarm.sh up|test|down [--stack NAME]" >&2
@@ -82,11 +86,30 @@ create_secrets() {
       "${stack}_$name" - >/dev/null
     say "created secret ${stack}_$name"
   done
+  create_tls_secrets
+}
+
+# All or none: certificates of one CA. Made only when the CA's secret is absent (a redeploy keeps them).
+create_tls_secrets() {
+  local name folder
+  if ! docker secret inspect "${stack}_ca.crt" >/dev/null 2>&1; then
+    folder=$(mktemp -d)
+    docker run --rm --user "$(id -u):$(id -g)" --network none -v "$folder:/out" --entrypoint python \
+      "msgsuite/secrets-init:$MSGSUITE_VERSION" -m msgsuite.certificates /out >/dev/null
+    for name in "${TLS_SECRETS[@]}"; do
+      docker secret rm "${stack}_$name" >/dev/null 2>&1 || true
+      docker secret create --label "$OWNER_LABEL" --label "io.msgsuite.stack=$stack" \
+        "${stack}_$name" "$folder/$name" >/dev/null
+    done
+    rm -rf "$folder"
+    say "created the TLS secrets (a new private CA and a certificate per server)"
+  fi
 }
 
 # A Swarm config cannot change in place: its name carries a hash of the files.
 config_hash() {
-  cat rabbitmq/entrypoint.sh rabbitmq/definitions.template.json rabbitmq/20-suite.conf \
+  cat rabbitmq/entrypoint.sh rabbitmq/definitions.template.json rabbitmq/20-suite.conf rabbitmq/30-tls.conf \
+    database/entrypoint.sh \
     | sha256sum | cut -c1-10
 }
 

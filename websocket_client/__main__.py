@@ -28,6 +28,7 @@ from msgsuite import crash, logs, metrics
 from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
 from msgsuite.settings import integer, load_or_exit, optional, required
+from msgsuite.tls import TlsSettings, secure_url
 
 from .cursor import Cursor, CursorFile
 
@@ -64,15 +65,16 @@ async def keep_alive(websocket: ClientConnection, liveness: Liveness) -> None:
         await asyncio.sleep(KEEPALIVE_SECONDS)
 
 
-async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> None:
+async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness, tls: TlsSettings | None = None) -> None:
     """Prints frames forever; returns never, raises on a frame it cannot read."""
     cursor = cursor_file.load()
     LAST_ID.set(cursor.last_id)
     reconnecting = Reconnecting("hub connection", log, cap=5)
+    context = tls.client_context() if tls is not None and tls.enabled else None
     while True:
         url = f"{hub_url}?{cursor.query()}"
         try:
-            async with connect(url, compression=None, open_timeout=10) as websocket:
+            async with connect(url, compression=None, open_timeout=10, ssl=context) as websocket:
                 log.info("connected to %s", url)
                 reconnecting.connected()
                 pinging = asyncio.create_task(keep_alive(websocket, liveness))
@@ -111,23 +113,26 @@ class ListenerSettings:
     cursor_file: str  # where the epoch and last id printed are kept across restarts
     liveness_file: str  # touched on frames and keep-alive answers; the healthcheck reads its age
     metrics_port: int
+    tls: TlsSettings  # TLS=on: wss://, the hub verified against the suite's CA
 
     @classmethod
     def from_env(cls) -> ListenerSettings:
+        tls = TlsSettings.from_env()
         return cls(
-            required("HUB_URL"),
+            secure_url(required("HUB_URL"), tls),
             optional("CURSOR_FILE", "/var/lib/websocket-client/cursor.json"),
             optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
             integer("METRICS_PORT", 9464),
+            tls,
         )
 
 
-async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str) -> None:
+async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str, tls: TlsSettings | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file)))
+    listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file), tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if listening.done():
@@ -145,7 +150,7 @@ def main() -> int:
     log.info("starting from %s", cursor_file.load())
     crash.exit_on_thread_errors()
     metrics.serve(settings.metrics_port)
-    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file))
+    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file, settings.tls))
     return 0
 
 

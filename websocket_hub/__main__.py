@@ -15,6 +15,7 @@ from msgsuite import crash, logs
 from msgsuite.database import ConnectionPool
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, number
+from msgsuite.tls import TlsSettings
 
 from .follower import Follower
 from .frame_window import FrameWindow
@@ -29,6 +30,7 @@ class HubSettings:
     port: int
     memory_frames: int  # newest frames kept in memory (up to twice this between trims)
     slow_listener_seconds: float  # a send blocked this long cuts the listener off
+    tls: TlsSettings  # TLS=on: WSS and HTTPS with its own certificate
 
     @classmethod
     def from_env(cls) -> HubSettings:
@@ -37,6 +39,7 @@ class HubSettings:
             integer("HUB_PORT", 8765),
             integer("HUB_MEMORY_FRAMES", 20000),
             number("HUB_SLOW_LISTENER_SECONDS", 10),
+            TlsSettings.from_env("websocket-hub"),
         )
 
 
@@ -63,8 +66,9 @@ async def run(settings: HubSettings) -> None:
         # websockets defaults, stated): a vanished peer frees its slot in under 40 s.
         ping_interval=20,
         ping_timeout=20,
+        ssl=settings.tls.server_context() if settings.tls.enabled else None,
     ):
-        log.info("listening on port %d", settings.port)
+        log.info("listening on port %d (%s)", settings.port, "WSS" if settings.tls.enabled else "WS")
         await stop.wait()
         log.info("stopping: closing %d listener connections", listeners.connected)
     follower.stopping.set()

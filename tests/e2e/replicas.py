@@ -18,6 +18,20 @@ from .load import Outcome, parse_outcome
 TOOLS = ROOT / "tests" / "e2e" / "tools"
 
 
+def tls_args(ca_file: str | None) -> list[str]:
+    """docker run arguments for a stack with TLS on: the switch, and the CA where the containers look for it."""
+    if ca_file is None:
+        return []
+    return [
+        "-e",
+        "TLS=on",
+        "-e",
+        "TLS_CA_FILE=/run/suite-secrets/ca.crt",
+        "-v",
+        f"{ca_file}:/run/suite-secrets/ca.crt:ro",
+    ]
+
+
 def container_ip(container: str, network: str) -> str:
     template = '{{(index .NetworkSettings.Networks "' + network + '").IPAddress}}'
     return subprocess.run(
@@ -35,11 +49,16 @@ def containers(*filters: str) -> list[str]:
 class ContainerClient:
     """`docker run --rm --network NETWORK msgsuite/<client>:TAG ARGS...` in the background."""
 
-    def __init__(self, network: str, tag: str, client: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, network: str, tag: str, client: str, args: list[str], env: dict[str, str], ca_file: str | None = None
+    ) -> None:
         self.client = client
         env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
         self._process = subprocess.Popen(
-            ["docker", "run", "--rm", "--network", network, *env_args, f"msgsuite/{client}:{tag}", *args],
+            [
+                *("docker", "run", "--rm", "--network", network, *env_args, *tls_args(ca_file)),
+                *(f"msgsuite/{client}:{tag}", *args),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -59,11 +78,14 @@ class Heard:
 class ContainerListener:
     """tools/resuming_listener.py in a container: starts on one hub replica, resumes on any."""
 
-    def __init__(self, network: str, tag: str, first_address: str, hub_name: str, after: int = 0) -> None:
+    def __init__(
+        self, network: str, tag: str, first_address: str, hub_name: str, after: int = 0, ca_file: str | None = None
+    ) -> None:
         self.first_address = first_address
         self._process = subprocess.Popen(
             [
                 *("docker", "run", "--rm", "-i", "--network", network, "-v", f"{TOOLS}:/tools:ro"),
+                *tls_args(ca_file),
                 *("--entrypoint", "python", f"msgsuite/websocket-client:{tag}", "/tools/resuming_listener.py"),
                 *(first_address, hub_name, str(after)),
             ],

@@ -12,7 +12,7 @@ from msgsuite.secret_plan import DATABASE_ROLE_SECRETS, SECRETS_FOR
 
 PUBLISHED = {
     "database": {5432},
-    "rabbitmq": {5672, 15672},
+    "rabbitmq": {5671, 5672, 15672},  # 5671: AMQPS, listening with TLS=on only
     "grpc-server": {50051},
     "rest-server": {8000},
     "websocket-hub": {8765},

@@ -19,6 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -110,17 +111,26 @@ def swarm(images: None) -> Iterator[Swarm]:
 
 
 @pytest.mark.slow
-def test_swarm_replicas_survive_kills_and_rolling_updates(swarm: Swarm) -> None:
+def test_swarm_replicas_survive_kills_and_rolling_updates(swarm: Swarm, tmp_path: Path) -> None:
     before = swarm.total()
     hubs = swarm.tasks("websocket-hub")
     assert len(hubs) == 2, f"hub tasks: {hubs}"
     hub_ips = [container_ip(hub, swarm.network) for hub in hubs]
-    listeners = [ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before) for ip in hub_ips]
+    # The stack runs with TLS on: the clients and listeners get its CA, as a user's would.
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text(swarm.secret("ca.crt", "rest-server") + "\n", encoding="utf-8")
+    ca_file.chmod(0o644)
+    listeners = [
+        ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before, ca_file=str(ca_file))
+        for ip in hub_ips
+    ]
     amqp = {"RABBITMQ_HOST": "rabbitmq", "RABBITMQ_USER": "publisher"}  # the clients' broker user
     amqp["RABBITMQ_PASSWORD"] = swarm.secret("amqp_publisher_password", "rabbitmq")
     try:
         clients = [
-            ContainerClient(swarm.network, swarm.tag, client, STREAM, amqp if client == "rabbitmq-client" else {})
+            ContainerClient(
+                swarm.network, swarm.tag, client, STREAM, amqp if client == "rabbitmq-client" else {}, str(ca_file)
+            )
             for client in CLIENTS
         ]
         time.sleep(SECONDS_BEFORE_KILLS)

@@ -41,6 +41,8 @@ pytestmark = pytest.mark.skipif(
 NOT_WORKLOADS = {"secrets", "grpc-client", "rest-client", "rabbitmq-client"}
 # Variables the manifests add to what compose gives a service, and why.
 EXTRA_ENVIRONMENT = {"database": {"PGDATA"}}  # a folder below the volume's mount point, which may hold lost+found
+# Switches that are off by default in compose (a laptop) and always on in deploy/ (issue 12).
+DEPLOY_SETTINGS = {"TLS": "on"}
 # Containers that cannot have a read-only root: none (the broker renders its definitions into an emptyDir).
 WRITABLE_ROOT: set[str] = set()
 # Replicas of each Deployment, and which of them scale on CPU.
@@ -59,8 +61,8 @@ CLIENTS = ("grpc-client", "rest-client", "rabbitmq-client")
 ALLOWED_CONNECTIONS = {
     ("grpc-client", "grpc-server", 50051),
     ("rest-client", "rest-server", 8000),
-    ("rabbitmq-client", "rabbitmq", 5672),
-    ("rabbitmq-server", "rabbitmq", 5672),
+    ("rabbitmq-client", "rabbitmq", 5671),  # AMQPS: TLS is on, and the broker has no plain listener then
+    ("rabbitmq-server", "rabbitmq", 5671),
     ("websocket-client", "websocket-hub", 8765),
     *((user, "database", 5432) for user in ("grpc-server", "rest-server", "rabbitmq-server", "websocket-hub")),
     ("migrate", "database", 5432),
@@ -119,6 +121,12 @@ def compose_environment(service: dict[str, Any]) -> dict[str, str]:
     return {name: compose_value(value) for name, value in environment.items()}
 
 
+def deployed_environment(service: dict[str, Any]) -> dict[str, str]:
+    """What compose gives a service, with the switches that deploy/ turns on."""
+    environment = compose_environment(service)
+    return {name: DEPLOY_SETTINGS.get(name, value) for name, value in environment.items()}
+
+
 def container_environment(resources: list[Resource], workload: Resource) -> dict[str, str]:
     config_maps = of_kind(resources, "ConfigMap")
     spec = container(workload)
@@ -164,7 +172,7 @@ def test_the_client_job_example_is_valid_and_configured_as_in_compose(compose: d
     (version,) = {image["newTag"] for image in kustomization["images"]}
     repository = compose["rabbitmq-client"]["image"].partition(":")[0]
     assert container(job)["image"] == f"{repository}:{version}"
-    assert {v["name"]: v["value"] for v in container(job)["env"]} == compose_environment(compose["rabbitmq-client"])
+    assert {v["name"]: v["value"] for v in container(job)["env"]} == deployed_environment(compose["rabbitmq-client"])
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "rabbitmq-client"
 
 
@@ -226,7 +234,7 @@ def test_environment_is_what_compose_gives_each_service(
             continue
         environment = container_environment(resources, workload)
         extra = EXTRA_ENVIRONMENT.get(name, set())
-        assert {k: v for k, v in environment.items() if k not in extra} == compose_environment(compose[name]), name
+        assert {k: v for k, v in environment.items() if k not in extra} == deployed_environment(compose[name]), name
         assert extra <= set(environment), name
 
 
@@ -238,9 +246,9 @@ def expected_probes(healthcheck: list[str]) -> dict[str, Any]:
     assert kind == "CMD", healthcheck
     if command[:4] == ["python", "-m", "msgsuite.probe", "http"]:
         url = urlsplit(command[4])
-        return {"httpGet": {"path": url.path, "port": url.port}}
-    if command[:3] == ["python", "-m", "grpc_server.healthcheck"]:
-        return {"grpc": {"port": int(command[3].rsplit(":", 1)[1])}}
+        # TLS is on in deploy/: msgsuite.probe then speaks HTTPS, and so does the kubelet.
+        return {"httpGet": {"path": url.path, "port": url.port, "scheme": "HTTPS"}}
+    # The gRPC healthcheck stays the project's probe: the kubelet's grpc probe cannot speak TLS.
     return {"exec": {"command": command}}
 
 
@@ -268,6 +276,7 @@ def test_probes_check_what_the_compose_healthchecks_check(
                 handler["httpGet"] = {
                     "path": handler["httpGet"]["path"],
                     "port": resolve_port(workload, handler["httpGet"]["port"]),
+                    "scheme": handler["httpGet"].get("scheme", "HTTP"),
                 }
             assert handler == expected, f"{name} {probe_name}"
         assert "livenessProbe" in spec, name
@@ -348,12 +357,14 @@ def test_stateful_parts_keep_their_data_on_claims(resources: list[Resource], wor
     assert claim_name in of_kind(resources, "PersistentVolumeClaim")
 
 
-def test_broker_files_are_copies_of_rabbitmq_folder() -> None:
-    copies = sorted(path.name for path in (BASE / "rabbitmq").iterdir())
-    assert copies == sorted(path.name for path in (ROOT / "rabbitmq").iterdir())
+@pytest.mark.parametrize("folder", ["rabbitmq", "database"])
+def test_broker_and_database_files_are_copies(folder: str) -> None:
+    copies = sorted(path.name for path in (BASE / folder).iterdir())
+    originals = sorted(path.name for path in (ROOT / folder).iterdir() if path.is_file())
+    assert copies == originals
     for file_name in copies:
-        assert (BASE / "rabbitmq" / file_name).read_bytes() == (ROOT / "rabbitmq" / file_name).read_bytes(), (
-            f"copy rabbitmq/{file_name} to deploy/kubernetes/rabbitmq/ (kustomize reads no file outside its folder)"
+        assert (BASE / folder / file_name).read_bytes() == (ROOT / folder / file_name).read_bytes(), (
+            f"copy {folder}/{file_name} to deploy/kubernetes/{folder}/ (kustomize reads no file outside its folder)"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from msgsuite.tls import TlsSettings
 from websocket_client import __main__ as client
 from websocket_client.__main__ import Liveness, print_frame
 from websocket_client.cursor import Cursor, CursorFile
@@ -156,7 +157,7 @@ def test_the_client_exits_when_listening_dies(
     caplog: pytest.LogCaptureFixture,
     ending: Exception | None,
 ) -> None:
-    async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness) -> None:
+    async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness, tls: TlsSettings | None) -> None:
         await asyncio.sleep(0)
         if ending is not None:
             raise ending

@@ -4,10 +4,15 @@ name resolves to. Once a line with an id arrives on stdin it stops at that id (o
 later) and prints one JSON line: the ids it received and the addresses it connected to.
 
     python resuming_listener.py FIRST_ADDRESS HUB_NAME [AFTER]
+
+With TLS=on it speaks wss and checks the hub's certificate (TLS_CA_FILE) for HUB_NAME,
+whichever replica's address it connects to.
 """
 
 import json
+import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -16,6 +21,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 PORT = 8765
+TLS = os.environ.get("TLS") == "on"
+CONTEXT = ssl.create_default_context(cafile=os.environ["TLS_CA_FILE"]) if TLS else None
 first, name = sys.argv[1], sys.argv[2]
 last_id = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 epoch = None
@@ -50,7 +57,9 @@ while not done():
     query = f"after={last_id}" + (f"&epoch={epoch}" if epoch else "")
     try:
         with connect(
-            f"ws://{address}:{PORT}/notifications?{query}",
+            f"{'wss' if TLS else 'ws'}://{address}:{PORT}/notifications?{query}",
+            ssl=CONTEXT,
+            server_hostname=name if TLS else None,
             open_timeout=5,
             compression=None,
             ping_interval=2,
