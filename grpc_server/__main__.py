@@ -14,12 +14,14 @@ from grpc_reflection.v1alpha import reflection
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite import crash, logs, metrics, shutdown
+from msgsuite.auth import RateLimit, RateLimiter, TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
-from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
 from msgsuite.store import MessageStore
 
+from .access import AccessInterceptor
 from .service import MessageService
 
 MESSAGE_SERVICE = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
@@ -35,6 +37,8 @@ class GrpcServerSettings:
     port: int
     workers: int  # calls served at once
     metrics_port: int
+    tokens: TokenCheck  # AUTH=on: the digest of the gRPC clients' token
+    rate_limit: RateLimit
 
     @classmethod
     def from_env(cls) -> GrpcServerSettings:
@@ -43,6 +47,8 @@ class GrpcServerSettings:
             integer("GRPC_PORT", 50051),
             integer("GRPC_WORKERS", 16),
             integer("METRICS_PORT", 9464),
+            TokenCheck(secret("GRPC_TOKEN_SHA256") if auth_enabled() else None),
+            RateLimit.from_env(),
         )
 
 
@@ -82,6 +88,7 @@ def main() -> int:
     pool = ConnectionPool(settings.database)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),
+        interceptors=[AccessInterceptor(settings.tokens, RateLimiter(settings.rate_limit))],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(MessageStore(pool, Via.GRPC)), server)
@@ -101,7 +108,13 @@ def main() -> int:
     if not wait_for_schema(settings.database, log, stopping):
         return 0
     server.start()
-    log.info("listening on port %d, database %s:%d", settings.port, settings.database.host, settings.database.port)
+    log.info(
+        "listening on port %d, database %s:%d, bearer token %s",
+        settings.port,
+        settings.database.host,
+        settings.database.port,
+        "required" if settings.tokens.required else "not required (AUTH=off)",
+    )
     threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
     server.wait_for_termination()
     pool.close()

@@ -249,7 +249,16 @@ class Stack:
 
     def listen(self, after: int = 0, epoch: str | None = None) -> ClientConnection:
         query = f"after={after}" + (f"&epoch={epoch}" if epoch else "")
-        return connect(f"{self.hub_url}/notifications?{query}", compression=None, open_timeout=10)
+        return connect(
+            f"{self.hub_url}/notifications?{query}",
+            compression=None,
+            open_timeout=10,
+            additional_headers=self.listener_headers(),
+        )
+
+    def listener_headers(self) -> dict[str, str] | None:
+        """What a listener presents to this stack's hub: the listeners' token when AUTH=on."""
+        return {"Authorization": f"Bearer {self.secret('listener_token')}"} if self.env.get("AUTH") == "on" else None
 
 
 def receive_frames(listener: ClientConnection, until_id: int, timeout: float = 60) -> list[dict[str, object]]:

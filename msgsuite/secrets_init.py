@@ -8,7 +8,8 @@ value of the environment variable NAME in upper case when it is set (from
 keeps the passwords the database and broker were created with). Then each
 folder HOLDERS_DIR/<holder> that is there (a mounted volume) gets a copy of
 exactly the secrets that the plan lists for that holder: one listed no longer
-is removed from it.
+is removed from it. A derived secret, NAME.sha256, is written afresh on every
+start from the secret NAME (so a rotated token's digest follows it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from .secret_plan import SECRETS_FOR, every_secret
+from .auth import token_digest
+from .secret_plan import DIGEST_SUFFIX, SECRETS_FOR, every_derived, every_secret
 
 
 def _write(path: Path, value: str) -> None:
@@ -39,6 +41,15 @@ def ensure_secrets(directory: Path, names: list[str]) -> list[str]:
         _write(path, os.environ.get(name.upper()) or secrets.token_urlsafe(24))
         created.append(name)
     return created
+
+
+def derive_digests(directory: Path, names: list[str]) -> None:
+    """Writes each NAME.sha256 from the secret NAME (kept as is when it already matches)."""
+    for name in names:
+        digest = token_digest((directory / name.removesuffix(DIGEST_SUFFIX)).read_text(encoding="utf-8").strip())
+        path = directory / name
+        if not path.exists() or path.read_text(encoding="utf-8") != digest:
+            _write(path, digest)
 
 
 def hand_out(directory: Path, holders: Path, plan: dict[str, tuple[str, ...]]) -> list[str]:
@@ -67,6 +78,7 @@ def main(argv: list[str]) -> int:
     directory, holders = Path(argv[0]), Path(argv[1])
     created = ensure_secrets(directory, every_secret())
     print(f"secrets: created {', '.join(created)}" if created else "secrets: all present, none created")
+    derive_digests(directory, every_derived())
     served = hand_out(directory, holders, SECRETS_FOR)
     print(f"secrets: handed out to {', '.join(served) or 'no holder'}")
     return 0
