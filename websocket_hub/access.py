@@ -9,7 +9,6 @@ echoed. Not in the query string: URLs end up in logs and browser history.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,7 +74,6 @@ class ListenerSlots:
     limits: ListenerLimits
     taken: int = 0
     by_address: Counter[str] = field(default_factory=Counter)
-    _releases: set[asyncio.Future[None]] = field(default_factory=set)
 
     def refusal(self, address: str) -> str | None:
         """Why a new connection from `address` cannot be taken now, or None."""
@@ -88,12 +86,10 @@ class ListenerSlots:
     def take(self, address: str, connection: ServerConnection) -> None:
         self.taken += 1
         self.by_address[address] += 1
-        release = asyncio.ensure_future(connection.wait_closed())
-        self._releases.add(release)
-        release.add_done_callback(lambda done: self._release(address, done))
+        # Resolved when the TCP connection is gone (what connection.wait_closed() awaits).
+        connection.connection_lost_waiter.add_done_callback(lambda _: self._release(address))
 
-    def _release(self, address: str, done: asyncio.Future[None]) -> None:
-        self._releases.discard(done)
+    def _release(self, address: str) -> None:
         self.taken -= 1
         self.by_address[address] -= 1
         if self.by_address[address] <= 0:

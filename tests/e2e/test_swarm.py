@@ -77,6 +77,10 @@ class Swarm:
     def total(self) -> int:
         return int(self.psql("SELECT total FROM stream")[0][0])
 
+    def token(self, name: str) -> str:
+        """A client's token, as scripts/swarm.sh kept it when it created the secret (secrets cannot be read back)."""
+        return (ROOT / "build" / "swarm" / f"{self.name}-tokens" / name).read_text(encoding="utf-8")
+
     def secret(self, name: str, service: str) -> str:
         return docker("exec", self.tasks(service)[0], "cat", f"/run/secrets/{name}").strip()
 
@@ -115,14 +119,21 @@ def test_swarm_replicas_survive_kills_and_rolling_updates(swarm: Swarm) -> None:
     hubs = swarm.tasks("websocket-hub")
     assert len(hubs) == 2, f"hub tasks: {hubs}"
     hub_ips = [container_ip(hub, swarm.network) for hub in hubs]
-    listeners = [ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before) for ip in hub_ips]
+    # AUTH=on in deploy/: every client and listener presents its token.
+    listener_token = swarm.token("listener_token")
+    listeners = [
+        ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before, token=listener_token)
+        for ip in hub_ips
+    ]
     amqp = {"RABBITMQ_HOST": "rabbitmq", "RABBITMQ_USER": "suite"}
     amqp["RABBITMQ_PASSWORD"] = swarm.secret("rabbitmq_password", "rabbitmq")
+    settings = {
+        "rabbitmq-client": amqp,
+        "rest-client": {"REST_TOKEN": swarm.token("rest_client_token")},
+        "grpc-client": {"GRPC_TOKEN": swarm.token("grpc_client_token")},
+    }
     try:
-        clients = [
-            ContainerClient(swarm.network, swarm.tag, client, STREAM, amqp if client == "rabbitmq-client" else {})
-            for client in CLIENTS
-        ]
+        clients = [ContainerClient(swarm.network, swarm.tag, client, STREAM, settings[client]) for client in CLIENTS]
         time.sleep(SECONDS_BEFORE_KILLS)
         for service in KILLED:
             docker("kill", swarm.tasks(service)[0])

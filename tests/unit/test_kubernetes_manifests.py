@@ -41,6 +41,8 @@ pytestmark = pytest.mark.skipif(
 NOT_WORKLOADS = {"secrets", "grpc-client", "rest-client", "rabbitmq-client"}
 # Variables the manifests add to what compose gives a service, and why.
 EXTRA_ENVIRONMENT = {"database": {"PGDATA"}}  # a folder below the volume's mount point, which may hold lost+found
+# What deploy/ switches on that compose leaves off on a laptop.
+DEPLOY_SETTINGS = {"AUTH": "on"}
 # The one container that cannot have a read-only root: its entrypoint renders the definitions into /etc/rabbitmq.
 WRITABLE_ROOT = {"rabbitmq"}
 # Replicas of each Deployment, and which of them scale on CPU.
@@ -164,7 +166,8 @@ def test_the_client_job_example_is_valid_and_configured_as_in_compose(compose: d
     (version,) = {image["newTag"] for image in kustomization["images"]}
     repository = compose["rabbitmq-client"]["image"].partition(":")[0]
     assert container(job)["image"] == f"{repository}:{version}"
-    assert {v["name"]: v["value"] for v in container(job)["env"]} == compose_environment(compose["rabbitmq-client"])
+    expected = {**compose_environment(compose["rabbitmq-client"]), **DEPLOY_SETTINGS}
+    assert {v["name"]: v["value"] for v in container(job)["env"]} == expected
     assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "rabbitmq-client"
 
 
@@ -226,7 +229,9 @@ def test_environment_is_what_compose_gives_each_service(
             continue
         environment = container_environment(resources, workload)
         extra = EXTRA_ENVIRONMENT.get(name, set())
-        assert {k: v for k, v in environment.items() if k not in extra} == compose_environment(compose[name]), name
+        expected = compose_environment(compose[name])
+        expected.update({key: value for key, value in DEPLOY_SETTINGS.items() if key in expected})
+        assert {k: v for k, v in environment.items() if k not in extra} == expected, name
         assert extra <= set(environment), name
 
 

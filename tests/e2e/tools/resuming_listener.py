@@ -7,6 +7,7 @@ later) and prints one JSON line: the ids it received and the addresses it connec
 """
 
 import json
+import os
 import socket
 import sys
 import threading
@@ -18,6 +19,7 @@ from websockets.sync.client import connect
 PORT = 8765
 first, name = sys.argv[1], sys.argv[2]
 last_id = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+TOKEN = os.environ.get("HUB_TOKEN")  # the listeners' token, for a hub with AUTH=on
 epoch = None
 until: list[int] = []  # set once by the stdin reader
 
@@ -51,6 +53,7 @@ while not done():
     try:
         with connect(
             f"ws://{address}:{PORT}/notifications?{query}",
+            additional_headers={"Authorization": f"Bearer {TOKEN}"} if TOKEN else None,
             open_timeout=5,
             compression=None,
             ping_interval=2,
