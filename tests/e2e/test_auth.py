@@ -46,7 +46,7 @@ def test_the_suites_own_clients_get_in_with_no_token_typed(locked: Stack) -> Non
         result = locked.run_client(client, f"con token {client}")
         assert result.returncode == 0, result.stderr
     wait_for(
-        lambda: [line for line in locked.notification_lines() if "con token" in line],
+        lambda: len([line for line in locked.notification_lines() if "con token" in line]) == 2,
         what="the websocket client printed them",
     )
     printed = [line for line in locked.notification_lines() if "con token" in line]
