@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from msgsuite.auth import REFUSAL, TokenCheck, token_digest
 from websocket_hub.access import HubAccess, ListenerLimits, ListenerSlots
@@ -31,8 +32,10 @@ GENEROUS = ListenerLimits(total=100, per_address=100)
 DEFAULT_KEEPALIVE = Keepalive(20, 20)
 
 
-def run_hub(body: Any, limits: ListenerLimits = GENEROUS, keepalive: Keepalive = DEFAULT_KEEPALIVE) -> None:
-    """Runs body(window, listeners, slots, address) against a hub that requires TOKEN, on a free port."""
+def run_hub(
+    body: Any, limits: ListenerLimits = GENEROUS, keepalive: Keepalive = DEFAULT_KEEPALIVE, host: str = "127.0.0.1"
+) -> None:
+    """Runs body(window, listeners, slots, address) against a hub that requires TOKEN, on a free port of host."""
 
     async def main() -> None:
         window = FrameWindow(capacity=1000)
@@ -41,7 +44,7 @@ def run_hub(body: Any, limits: ListenerLimits = GENEROUS, keepalive: Keepalive =
         listeners = Listeners(window, row, send_timeout=5)  # type: ignore[arg-type]
         slots = ListenerSlots(limits)
         routes = Routes(window, listeners, StreamCountsCache(row), HubAccess(TokenCheck(token_digest(TOKEN)), slots))  # type: ignore[arg-type]
-        async with serve_hub(listeners, routes, keepalive, "127.0.0.1", 0) as server:
+        async with serve_hub(listeners, routes, keepalive, host, 0) as server:
             port = server.sockets[0].getsockname()[1]
             await asyncio.wait_for(body(window, listeners, slots, f"127.0.0.1:{port}"), 20)
 
@@ -69,7 +72,7 @@ def test_no_token_or_a_wrong_one_is_401_before_the_handshake_and_says_nothing_mo
         answers = [
             await refused(url),
             await refused(url, additional_headers={"Authorization": "Bearer wrong"}),
-            await refused(url, subprotocols=["msgsuite", "bearer.wrong"]),
+            await refused(url, subprotocols=[Subprotocol("msgsuite"), Subprotocol("bearer.wrong")]),
             await refused(url, additional_headers={"Authorization": f"Bearer {token_digest(TOKEN)}"}),
         ]
         for response in answers:
@@ -98,7 +101,8 @@ def test_the_token_in_a_header_or_as_a_subprotocol_lets_a_listener_in() -> None:
             assert json.loads(await websocket.recv())["id"] == 1
             assert websocket.subprotocol is None
         # A browser: new WebSocket(url, ["msgsuite", "bearer." + token]); the hub selects msgsuite, never the token.
-        async with connect(url, subprotocols=["msgsuite", f"bearer.{TOKEN}"]) as websocket:  # type: ignore[list-item]
+        offered = [Subprotocol("msgsuite"), Subprotocol(f"bearer.{TOKEN}")]
+        async with connect(url, subprotocols=offered) as websocket:
             assert json.loads(await websocket.recv())["id"] == 1
             assert websocket.subprotocol == "msgsuite"
         status, _, stats = await asyncio.to_thread(
@@ -133,24 +137,7 @@ def test_listeners_beyond_the_caps_are_refused_before_the_handshake_and_slots_co
         async with connect(other, additional_headers=auth, local_addr=("127.0.0.2", 0)):
             pass
 
-    run_hub_any_address(by_address, ListenerLimits(total=3, per_address=2))
-
-
-def run_hub_any_address(body: Any, limits: ListenerLimits) -> None:
-    """As run_hub, listening on every loopback address (127.0.0.2 reaches it too)."""
-
-    async def main() -> None:
-        window = FrameWindow(capacity=1000)
-        window.set_epoch(EPOCH, head=0)
-        row = StreamRow((EPOCH, 0, 0, 0, 0))
-        listeners = Listeners(window, row, send_timeout=5)  # type: ignore[arg-type]
-        slots = ListenerSlots(limits)
-        routes = Routes(window, listeners, StreamCountsCache(row), HubAccess(TokenCheck(token_digest(TOKEN)), slots))  # type: ignore[arg-type]
-        async with serve_hub(listeners, routes, Keepalive(20, 20), "0.0.0.0", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            await asyncio.wait_for(body(window, listeners, slots, f"127.0.0.1:{port}"), 20)
-
-    asyncio.run(main())
+    run_hub(by_address, ListenerLimits(total=3, per_address=2), host="0.0.0.0")  # 127.0.0.2 reaches it too
 
 
 def test_a_listener_that_stops_answering_pings_is_cut_while_one_that_answers_stays() -> None:
