@@ -28,9 +28,29 @@ RETRYABLE = {
 }
 
 
+# The server's rate limit: RESOURCE_EXHAUSTED with this trailing metadata key
+# (seconds). The size refusal is RESOURCE_EXHAUSTED without it, and is final.
+RETRY_AFTER_KEY = "retry-after"
+
+
+def retry_after(error: grpc.RpcError) -> float | None:
+    """The seconds a rate-limited call was told to wait; None for any other failure."""
+    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for item in error.trailing_metadata() or ():
+        value: str | bytes = item.value
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+        if item.key == RETRY_AFTER_KEY and text.isdigit():
+            return float(text)
+    return None
+
+
 class GrpcSender:
-    def __init__(self, target: str, timeout: float, root_certificates: bytes | None = None) -> None:
-        """root_certificates: the CA to verify the server with over TLS; None for plain text."""
+    def __init__(
+        self, target: str, timeout: float, root_certificates: bytes | None = None, token: str | None = None
+    ) -> None:
+        """root_certificates: the CA to verify the server with over TLS; None for plain text.
+        token: the bearer token sent with every call (AUTH=on); None sends none."""
         options = [("grpc.service_config", ROUND_ROBIN)]
         if root_certificates is None:
             self._channel = grpc.insecure_channel(dns_target(target), options=options)
@@ -39,6 +59,7 @@ class GrpcSender:
             self._channel = grpc.secure_channel(dns_target(target), credentials, options=options)
         self._stub = messages_pb2_grpc.MessageServiceStub(self._channel)
         self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
 
     def send(self, text: str, key: str) -> Receipt:
         request = messages_pb2.SendMessageRequest(message=text, idempotency_key=key)
@@ -57,9 +78,12 @@ class GrpcSender:
 
     def _call(self, method: grpc.UnaryUnaryMultiCallable[Request, Response], request: Request) -> Response:
         try:
-            return method(request, timeout=self._timeout)
+            return method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             reason = f"{error.code().name}: {error.details()}"
+            wait = retry_after(error)
+            if wait is not None:
+                raise Unreachable(reason, wait) from None
             raise (Unreachable if error.code() in RETRYABLE else Rejected)(reason) from None
 
     def close(self) -> None:

@@ -14,13 +14,15 @@ from grpc_reflection.v1alpha import reflection
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite import crash, logs, metrics, shutdown
+from msgsuite.auth import RateLimit, RateLimiter, TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
-from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
 from msgsuite.store import MessageStore
 from msgsuite.tls import TlsSettings
 
+from .access import AccessInterceptor
 from .service import MessageService
 
 MESSAGE_SERVICE = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name
@@ -37,6 +39,8 @@ class GrpcServerSettings:
     workers: int  # calls served at once
     metrics_port: int
     tls: TlsSettings  # TLS=on: TLS server credentials with its own certificate
+    tokens: TokenCheck  # AUTH=on: the digest of the gRPC clients' token
+    rate_limit: RateLimit
 
     @classmethod
     def from_env(cls) -> GrpcServerSettings:
@@ -46,6 +50,8 @@ class GrpcServerSettings:
             integer("GRPC_WORKERS", 16),
             integer("METRICS_PORT", 9464),
             TlsSettings.from_env("grpc-server"),
+            TokenCheck(secret("GRPC_TOKEN_SHA256") if auth_enabled() else None),
+            RateLimit.from_env(),
         )
 
 
@@ -85,6 +91,7 @@ def main() -> int:
     pool = ConnectionPool(settings.database)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers),
+        interceptors=[AccessInterceptor(settings.tokens, RateLimiter(settings.rate_limit))],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(MessageStore(pool, Via.GRPC)), server)
@@ -110,11 +117,12 @@ def main() -> int:
         return 0
     server.start()
     log.info(
-        "listening on port %d (%s), database %s:%d",
+        "listening on port %d (%s), database %s:%d, bearer token %s",
         settings.port,
         "TLS" if settings.tls.enabled else "plain text",
         settings.database.host,
         settings.database.port,
+        "required" if settings.tokens.required else "not required (AUTH=off)",
     )
     threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
     server.wait_for_termination()

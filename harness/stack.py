@@ -297,7 +297,12 @@ class Stack:
             compression=None,
             open_timeout=10,
             ssl=self.ssl_context() if self.tls else None,
+            additional_headers=self.listener_headers(),
         )
+
+    def listener_headers(self) -> dict[str, str] | None:
+        """What a listener presents to this stack's hub: the listeners' token when AUTH=on."""
+        return {"Authorization": f"Bearer {self.secret('listener_token')}"} if self.env.get("AUTH") == "on" else None
 
 
 def receive_frames(listener: ClientConnection, until_id: int, timeout: float = 60) -> list[dict[str, object]]:

@@ -153,11 +153,11 @@ def deliver(
             if len(texts) == 1:
                 return [sender.send(texts[0], keys[0])]
             return sender.send_batch(texts, keys)
-        except Unreachable:
+        except Unreachable as error:
             delay = next(delays, None)
             if delay is None:
                 raise
-            time.sleep(delay)
+            time.sleep(max(delay, error.retry_after or 0.0))
 
 
 def _chunks(messages: Iterator[str], size: int) -> Iterator[list[str]]:

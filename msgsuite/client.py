@@ -11,7 +11,14 @@ class Rejected(Exception):
 
 
 class Unreachable(Exception):
-    """The server could not be reached or could not store now; a retry may help."""
+    """The server could not be reached or could not store now; a retry may help.
+
+    retry_after: how long the server asked the client to wait (a rate limit), if it said.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,8 @@ DATABASE_UNAVAILABLE = counter(
 DATABASE_FAILURES = counter(
     "msgsuite_database_failures", "Store attempts that failed with a database error of no known kind", ["via"]
 )
+REQUESTS_REFUSED = counter(
+    "msgsuite_requests_refused",
+    "Requests refused before storing anything: reason=unauthenticated (no valid token) or rate_limited",
+    ["via", "reason"],
+)

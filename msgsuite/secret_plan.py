@@ -10,6 +10,9 @@ TLS (msgsuite/certificates.py): every server of TLS_SERVERS holds its own
 certificate and key (`<server>.crt`, `<server>.key`); every container that
 connects to one of them holds the private CA's certificate (`ca.crt`). The
 CA's key stays in the `secrets` volume and is handed to no one.
+A name ending in `.sha256` is derived, not generated: the hex SHA-256 of the
+secret it names without that suffix (msgsuite/auth.py). Clients hold their
+bearer token, the server that checks it only the token's digest.
 
     python -m msgsuite.secret_plan mkdirs ROOT   # a folder per holder (image build)
     python -m msgsuite.secret_plan holders       # the holders, one per line
@@ -52,13 +55,28 @@ SECRETS_FOR: dict[str, tuple[str, ...]] = {
         "amqp_dead_letters_password",
         *server_tls("rabbitmq"),
     ),
-    "grpc-server": ("db_grpc_server_password", CA_CERTIFICATE, *server_tls("grpc-server")),
-    "rest-server": ("db_rest_server_password", CA_CERTIFICATE, *server_tls("rest-server")),
+    "grpc-server": (
+        "db_grpc_server_password",
+        "grpc_client_token.sha256",
+        CA_CERTIFICATE,
+        *server_tls("grpc-server"),
+    ),
+    "rest-server": (
+        "db_rest_server_password",
+        "rest_client_token.sha256",
+        CA_CERTIFICATE,
+        *server_tls("rest-server"),
+    ),
     "rabbitmq-server": ("db_rabbitmq_server_password", "amqp_consumer_password", CA_CERTIFICATE),
-    "websocket-hub": ("db_websocket_hub_password", CA_CERTIFICATE, *server_tls("websocket-hub")),
-    "websocket-client": (CA_CERTIFICATE,),
-    "grpc-client": (CA_CERTIFICATE,),
-    "rest-client": (CA_CERTIFICATE,),
+    "websocket-hub": (
+        "db_websocket_hub_password",
+        "listener_token.sha256",
+        CA_CERTIFICATE,
+        *server_tls("websocket-hub"),
+    ),
+    "websocket-client": ("listener_token", CA_CERTIFICATE),
+    "grpc-client": ("grpc_client_token", CA_CERTIFICATE),
+    "rest-client": ("rest_client_token", CA_CERTIFICATE),
     "rabbitmq-client": ("amqp_publisher_password", CA_CERTIFICATE),
     "postgres-exporter": ("db_postgres_exporter_password",),
     # `docker compose run --rm dead-letters list`: lists and re-sends dead letters (profile "tools").
@@ -72,9 +90,22 @@ SECRETS_FOR: dict[str, tuple[str, ...]] = {
 KEY_READ_BY_ANOTHER_USER = {"database", "rabbitmq"}
 
 
-def every_secret() -> list[str]:
-    """Every secret some holder needs, each once, in a stable order."""
+DIGEST_SUFFIX = ".sha256"
+
+
+def every_held() -> list[str]:
+    """Every name some holder needs, generated or derived, each once, in a stable order."""
     return sorted({name for names in SECRETS_FOR.values() for name in names})
+
+
+def every_secret() -> list[str]:
+    """Every secret the one-shot generates: the held ones that are not derived, and those that derived ones name."""
+    return sorted({name.removesuffix(DIGEST_SUFFIX) for name in every_held()})
+
+
+def every_derived() -> list[str]:
+    """The digests some holder needs (NAME.sha256 of the secret NAME)."""
+    return [name for name in every_held() if name.endswith(DIGEST_SUFFIX)]
 
 
 def is_tls_file(name: str) -> bool:

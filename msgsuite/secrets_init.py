@@ -15,6 +15,8 @@ random strings: msgsuite.certificates makes them, once, beside the passwords.
 A key's copy is 0400 (the holder runs as the one-shot's uid 10001), or 0444
 in the database's and the broker's own volumes, whose servers run as another
 user and copy it to a private 0600 file at start (see secret_plan).
+is removed from it. A derived secret, NAME.sha256, is written afresh on every
+start from the secret NAME (so a rotated token's digest follows it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ import stat
 import sys
 from pathlib import Path
 
+from .auth import token_digest
 from .certificates import ensure_certificates
-from .secret_plan import KEY_READ_BY_ANOTHER_USER, SECRETS_FOR, TLS_SERVERS, every_secret, is_tls_file
+from .secret_plan import (
+    DIGEST_SUFFIX,
+    KEY_READ_BY_ANOTHER_USER,
+    SECRETS_FOR,
+    TLS_SERVERS,
+    every_derived,
+    every_secret,
+    is_tls_file,
+)
 
 
 def _write(path: Path, value: str, mode: int = 0o444) -> None:
@@ -57,6 +68,15 @@ def ensure_secrets(directory: Path, names: list[str]) -> list[str]:
         _write(path, os.environ.get(name.upper()) or secrets.token_urlsafe(24))
         created.append(name)
     return created
+
+
+def derive_digests(directory: Path, names: list[str]) -> None:
+    """Writes each NAME.sha256 from the secret NAME (kept as is when it already matches)."""
+    for name in names:
+        digest = token_digest((directory / name.removesuffix(DIGEST_SUFFIX)).read_text(encoding="utf-8").strip())
+        path = directory / name
+        if not path.exists() or path.read_text(encoding="utf-8") != digest:
+            _write(path, digest)
 
 
 def hand_out(directory: Path, holders: Path, plan: dict[str, tuple[str, ...]]) -> list[str]:
@@ -90,6 +110,7 @@ def main(argv: list[str]) -> int:
     created = ensure_secrets(directory, [name for name in every_secret() if not is_tls_file(name)])
     created += ensure_certificates(directory, TLS_SERVERS)
     print(f"secrets: created {', '.join(created)}" if created else "secrets: all present, none created")
+    derive_digests(directory, every_derived())
     served = hand_out(directory, holders, SECRETS_FOR)
     print(f"secrets: handed out to {', '.join(served) or 'no holder'}")
     return 0

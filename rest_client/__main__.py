@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from msgsuite import cli
+from msgsuite.auth import client_token
 from msgsuite.client import Sender
 from msgsuite.settings import integer, optional
 from msgsuite.tls import TlsSettings, secure_url
@@ -18,7 +19,8 @@ def sender_factory() -> Callable[[], Sender]:
     base_url = secure_url(optional("REST_URL", "http://rest-server:8000"), tls)
     timeout = integer("CLIENT_TIMEOUT_SECONDS", 10)
     context = tls.client_context() if tls.enabled else None
-    return lambda: RestSender(base_url, timeout, context)
+    token = client_token("REST_TOKEN")
+    return lambda: RestSender(base_url, timeout, context, token=token)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class SpreadHTTPSConnection(http.client.HTTPSConnection, SpreadConnection):
 
 
 class RestSender:
-    def __init__(self, base_url: str, timeout: float, context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float, context: ssl.SSLContext | None = None, token: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"REST_URL must be http(s)://host[:port], not {base_url!r}")
@@ -50,6 +50,7 @@ class RestSender:
         self._path = parts.path.rstrip("/") + "/messages"
         self._timeout = timeout
         self._context = context  # for https: who verifies the server (None: the system's CAs)
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._connection: http.client.HTTPConnection | None = None
 
     def send(self, text: str, key: str) -> Receipt:
@@ -69,9 +70,10 @@ class RestSender:
             reused = self._connection is not None
             try:
                 connection = self._connect()
-                connection.request("POST", path, data, {"Content-Type": "application/json", **headers})
+                connection.request("POST", path, data, {"Content-Type": "application/json", **self._auth, **headers})
                 response = connection.getresponse()
                 status, raw = response.status, response.read()
+                retry_after = response.getheader("Retry-After")
                 if response.will_close:
                     self.close()
                 break
@@ -85,7 +87,7 @@ class RestSender:
             return record
         reason = f"HTTP {status}: {_detail(raw)}"
         if status in RETRYABLE_STATUS:
-            raise Unreachable(reason)
+            raise Unreachable(reason, _seconds(retry_after))
         raise Rejected(reason)
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -102,6 +104,11 @@ class RestSender:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A Retry-After of whole seconds (the form this suite's servers send); None otherwise."""
+    return float(retry_after) if retry_after and retry_after.strip().isdigit() else None
 
 
 def _detail(raw: bytes) -> str:

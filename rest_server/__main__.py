@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import uvicorn
 
 from msgsuite import crash, logs
+from msgsuite.auth import RateLimit, TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
-from msgsuite.settings import DatabaseSettings, integer, load_or_exit
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
 from msgsuite.store import MessageStore
 from msgsuite.tls import TlsSettings
 
@@ -23,11 +24,17 @@ class RestServerSettings:
     database: DatabaseSettings
     port: int
     tls: TlsSettings  # TLS=on: HTTPS with its own certificate
+    tokens: TokenCheck  # AUTH=on: the digest of the REST clients' token
+    rate_limit: RateLimit
 
     @classmethod
     def from_env(cls) -> RestServerSettings:
         return cls(
-            DatabaseSettings.from_env("rest-server"), integer("REST_PORT", 8000), TlsSettings.from_env("rest-server")
+            DatabaseSettings.from_env("rest-server"),
+            integer("REST_PORT", 8000),
+            TlsSettings.from_env("rest-server"),
+            TokenCheck(secret("REST_TOKEN_SHA256") if auth_enabled() else None),
+            RateLimit.from_env(),
         )
 
 
@@ -38,15 +45,16 @@ def main() -> int:
     wait_for_schema(settings.database, log)
     pool = ConnectionPool(settings.database)
     log.info(
-        "listening on port %d (%s), database %s:%d",
+        "listening on port %d (%s), database %s:%d, bearer token %s",
         settings.port,
         "HTTPS" if settings.tls.enabled else "HTTP",
         settings.database.host,
         settings.database.port,
+        "required" if settings.tokens.required else "not required (AUTH=off)",
     )
     # uvicorn stops on SIGTERM after in-flight requests finish.
     uvicorn.run(
-        create_app(MessageStore(pool, Via.REST), pool),
+        create_app(MessageStore(pool, Via.REST), pool, settings.tokens, settings.rate_limit),
         host="0.0.0.0",
         port=settings.port,
         access_log=False,

@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.types import ASGIApp
 
 from msgsuite import metrics
+from msgsuite.auth import RateLimit, RateLimiter, TokenCheck
 from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
 from msgsuite.store import MessageStore, message_by_id, messages_after
 
+from .access_gate import AccessGate
 from .request_gate import RequestGate
 
 log = logging.getLogger("rest-server")
@@ -75,15 +77,25 @@ class Problem(BaseModel):
 
 
 # What POST /messages and /messages/batch may answer besides success.
-STORE_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (413, 415, 422, 500, 503)}
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem} for status in (401, 413, 415, 422, 429, 500, 503)
+}
 
 
 def _problem(status: int, detail: str, **headers: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
 
 
-def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
-    """The API storing through `messages` and reading through `pool`."""
+# What a server without settings of its own (the tests) allows: everyone, and far more than any test sends.
+OPEN = TokenCheck(None)
+UNLIMITED = RateLimit(per_second=1e9, burst=1_000_000_000)
+
+
+def create_app(
+    messages: MessageStore, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
+) -> ASGIApp:
+    """The API storing through `messages` and reading through `pool`; /messages needs `tokens` and
+    is held to `rate_limit`."""
     app = FastAPI(
         title="Message suite REST server",
         description=f"Stores text messages of 1 to {MAX_MESSAGE_CHARS} characters and announces "
@@ -210,4 +222,5 @@ def create_app(messages: MessageStore, pool: ConnectionPool) -> ASGIApp:
             cursor.execute("SELECT 1")
         return {"status": "ok"}
 
-    return RequestGate(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})
+    gate = RequestGate(app, MAX_BODY_BYTES, {"/messages/batch": MAX_BATCH_BODY_BYTES})
+    return AccessGate(gate, tokens, RateLimiter(rate_limit))

@@ -10,8 +10,10 @@
 #
 # NAME defaults to msgsuite. Only a stack this script deployed is ever touched
 # (its services carry the label io.msgsuite.deployed-by). Environment:
-# MSGSUITE_VERSION (image tag, default dev), POSTGRES_PASSWORD / RABBITMQ_PASSWORD
-# (used when a secret is created; random otherwise), SWARM_WAIT_SECONDS (default 300).
+# MSGSUITE_VERSION (image tag, default dev), POSTGRES_PASSWORD / RABBITMQ_PASSWORD and the clients'
+# tokens REST_CLIENT_TOKEN / GRPC_CLIENT_TOKEN / LISTENER_TOKEN (used when a secret is created; random
+# otherwise; the servers get only each token's SHA-256, NAME.sha256), SWARM_WAIT_SECONDS (default 300).
+# The tokens of the clients that run outside the stack are written to $STATE_DIR/<stack>-tokens/ (mode 0600).
 # A failed `up` removes what it created, swarm mode included; a stack that existed before is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +22,11 @@ OWNER_LABEL=io.msgsuite.deployed-by=scripts/swarm.sh
 STACK_FILE=deploy/swarm/stack.yml
 STATE_DIR=${MSGSUITE_SWARM_STATE:-$PWD/build/swarm}
 SWARM_MARKER=$STATE_DIR/swarm-initialised # holds the id of the swarm `up` created
-# The bootstrap superuser's, the broker admin's and one per broker user, then one per database role
-# (migrate sets those in PostgreSQL).
+# The bootstrap superuser's, the broker admin's and one per broker user, one per database role
+# (migrate sets those in PostgreSQL), then the clients' tokens.
 SECRETS=(postgres_password rabbitmq_password amqp_publisher_password amqp_consumer_password amqp_dead_letters_password
   db_owner_password db_rest_server_password db_grpc_server_password db_rabbitmq_server_password
-  db_websocket_hub_password db_postgres_exporter_password)
+  db_websocket_hub_password db_postgres_exporter_password rest_client_token grpc_client_token listener_token)
 # TLS (the stack runs with TLS on): the private CA's certificate and each server's certificate and key,
 # made once by the secrets-init image into a temporary folder; the CA's key is not kept.
 TLS_SECRETS=(ca.crt database.crt database.key rabbitmq.crt rabbitmq.key grpc-server.crt grpc-server.key
@@ -79,12 +81,21 @@ create_secrets() {
     case $name in
       postgres_password) value=${POSTGRES_PASSWORD:-} ;;
       rabbitmq_password) value=${RABBITMQ_PASSWORD:-} ;;
+      rest_client_token) value=${REST_CLIENT_TOKEN:-} ;;
+      grpc_client_token) value=${GRPC_CLIENT_TOKEN:-} ;;
+      listener_token) value=${LISTENER_TOKEN:-} ;;
       *) value= ;;
     esac
     value=${value:-$(random_password)}
-    printf '%s' "$value" | docker secret create --label "$OWNER_LABEL" --label "io.msgsuite.stack=$stack" \
-      "${stack}_$name" - >/dev/null
-    say "created secret ${stack}_$name"
+    create_secret "$name" "$value"
+    case $name in
+      *_token)
+        # A secret cannot be read back: keep the token for the clients outside the stack,
+        # and give the servers only its digest.
+        mkdir -p "$STATE_DIR/$stack-tokens"
+        (umask 077 && printf '%s' "$value" >"$STATE_DIR/$stack-tokens/$name")
+        create_secret "$name.sha256" "$(printf '%s' "$value" | sha256sum | cut -d' ' -f1)" ;;
+    esac
   done
   create_tls_secrets
 }
@@ -104,6 +115,12 @@ create_tls_secrets() {
     rm -rf "$folder"
     say "created the TLS secrets (a new private CA and a certificate per server)"
   fi
+}
+
+create_secret() {
+  printf '%s' "$2" | docker secret create --label "$OWNER_LABEL" --label "io.msgsuite.stack=$stack" \
+    "${stack}_$1" - >/dev/null
+  say "created secret ${stack}_$1"
 }
 
 # A Swarm config cannot change in place: its name carries a hash of the files.
@@ -253,6 +270,7 @@ down() {
     docker volume rm "$volume" >/dev/null || failed=1
   done
   rm -f "$STATE_DIR/$stack.deployed"
+  rm -rf "$STATE_DIR/$stack-tokens"
   if [ -f "$SWARM_MARKER" ]; then
     if [ "$(swarm_state)" != active ] || [ "$(swarm_id)" != "$(cat "$SWARM_MARKER")" ]; then
       rm -f "$SWARM_MARKER" # that swarm is gone already; a newer one is not ours

@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
 from msgsuite import crash, logs, metrics
+from msgsuite.auth import client_token
 from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
 from msgsuite.settings import integer, load_or_exit, optional, required
@@ -65,8 +66,15 @@ async def keep_alive(websocket: ClientConnection, liveness: Liveness) -> None:
         await asyncio.sleep(KEEPALIVE_SECONDS)
 
 
-async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness, tls: TlsSettings | None = None) -> None:
+async def listen(
+    hub_url: str,
+    cursor_file: CursorFile,
+    liveness: Liveness,
+    tls: TlsSettings | None = None,
+    token: str | None = None,
+) -> None:
     """Prints frames forever; returns never, raises on a frame it cannot read."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     cursor = cursor_file.load()
     LAST_ID.set(cursor.last_id)
     reconnecting = Reconnecting("hub connection", log, cap=5)
@@ -74,7 +82,9 @@ async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness, tls:
     while True:
         url = f"{hub_url}?{cursor.query()}"
         try:
-            async with connect(url, compression=None, open_timeout=10, ssl=context) as websocket:
+            async with connect(
+                url, compression=None, open_timeout=10, ssl=context, additional_headers=headers
+            ) as websocket:
                 log.info("connected to %s", url)
                 reconnecting.connected()
                 pinging = asyncio.create_task(keep_alive(websocket, liveness))
@@ -114,6 +124,7 @@ class ListenerSettings:
     liveness_file: str  # touched on frames and keep-alive answers; the healthcheck reads its age
     metrics_port: int
     tls: TlsSettings  # TLS=on: wss://, the hub verified against the suite's CA
+    token: str | None  # the listeners' token (HUB_TOKEN or HUB_TOKEN_FILE), sent when set
 
     @classmethod
     def from_env(cls) -> ListenerSettings:
@@ -124,15 +135,22 @@ class ListenerSettings:
             optional("LIVENESS_FILE", "/tmp/websocket-client.alive"),
             integer("METRICS_PORT", 9464),
             tls,
+            client_token("HUB_TOKEN"),
         )
 
 
-async def run(hub_url: str, cursor_file: CursorFile, liveness_file: str, tls: TlsSettings | None = None) -> None:
+async def run(
+    hub_url: str,
+    cursor_file: CursorFile,
+    liveness_file: str,
+    tls: TlsSettings | None = None,
+    token: str | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file), tls))
+    listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file), tls, token))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if listening.done():
@@ -150,7 +168,7 @@ def main() -> int:
     log.info("starting from %s", cursor_file.load())
     crash.exit_on_thread_errors()
     metrics.serve(settings.metrics_port)
-    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file, settings.tls))
+    asyncio.run(run(settings.hub_url, cursor_file, settings.liveness_file, settings.tls, settings.token))
     return 0
 
 

@@ -9,18 +9,19 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from websockets.asyncio.server import serve
-
 from msgsuite import crash, logs
+from msgsuite.auth import TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool
 from msgsuite.schema import wait_for_schema
-from msgsuite.settings import DatabaseSettings, integer, load_or_exit, number
+from msgsuite.settings import DatabaseSettings, integer, load_or_exit, number, secret
 from msgsuite.tls import TlsSettings
 
+from .access import HubAccess, ListenerLimits, ListenerSlots
 from .follower import Follower
 from .frame_window import FrameWindow
 from .http_routes import Routes
 from .listeners import Listeners
+from .server import Keepalive, serve_hub
 from .stats import StreamCountsCache
 
 
@@ -31,6 +32,9 @@ class HubSettings:
     memory_frames: int  # newest frames kept in memory (up to twice this between trims)
     slow_listener_seconds: float  # a send blocked this long cuts the listener off
     tls: TlsSettings  # TLS=on: WSS and HTTPS with its own certificate
+    tokens: TokenCheck  # AUTH=on: the digest of the listeners' token
+    limits: ListenerLimits
+    keepalive: Keepalive
 
     @classmethod
     def from_env(cls) -> HubSettings:
@@ -40,6 +44,9 @@ class HubSettings:
             integer("HUB_MEMORY_FRAMES", 20000),
             number("HUB_SLOW_LISTENER_SECONDS", 10),
             TlsSettings.from_env("websocket-hub"),
+            TokenCheck(secret("HUB_TOKEN_SHA256") if auth_enabled() else None),
+            ListenerLimits.from_env(),
+            Keepalive.from_env(),
         )
 
 
@@ -54,21 +61,16 @@ async def run(settings: HubSettings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with serve(
-        listeners.serve,
-        "0.0.0.0",
-        settings.port,
-        process_request=Routes(window, listeners, StreamCountsCache(pool)),
-        compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
-        max_size=1024,  # listeners have nothing to send
-        write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes
-        # A listener that answers no ping within 20 s of it is cut off (the
-        # websockets defaults, stated): a vanished peer frees its slot in under 40 s.
-        ping_interval=20,
-        ping_timeout=20,
-        ssl=settings.tls.server_context() if settings.tls.enabled else None,
-    ):
-        log.info("listening on port %d (%s)", settings.port, "WSS" if settings.tls.enabled else "WS")
+    access = HubAccess(settings.tokens, ListenerSlots(settings.limits))
+    routes = Routes(window, listeners, StreamCountsCache(pool), access)
+    context = settings.tls.server_context() if settings.tls.enabled else None
+    async with serve_hub(listeners, routes, settings.keepalive, "0.0.0.0", settings.port, context):
+        log.info(
+            "listening on port %d (%s), bearer token %s",
+            settings.port,
+            "WSS" if settings.tls.enabled else "WS",
+            "required" if settings.tokens.required else "not required (AUTH=off)",
+        )
         await stop.wait()
         log.info("stopping: closing %d listener connections", listeners.connected)
     follower.stopping.set()

@@ -1,4 +1,9 @@
-"""Plain HTTP answered before the WebSocket handshake: the page, /health, /stats, bad requests."""
+"""Plain HTTP answered before the WebSocket handshake: the page, /health, /stats, refusals.
+
+With AUTH=on, /notifications and /stats need the listeners' token (401
+otherwise); the page itself (no data: it asks for the token), /health
+(probes) and /metrics (Prometheus; counts, never a message) stay open.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from msgsuite import metrics
+from msgsuite.auth import REFUSAL
 from msgsuite.database import DatabaseError
 
+from .access import REFUSED, HubAccess, open_access, presented_token
 from .frame_window import FrameWindow
 from .listeners import BadRequest, Listeners, parse_subscription
 from .stats import StreamCountsCache
@@ -39,12 +46,29 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
     return Response(status, reason, headers, body)
 
 
-def _json(status: int, reason: str, payload: Mapping[str, object]) -> Response:
-    return _response(status, reason, json.dumps(payload).encode(), "application/json")
+def _json(status: int, reason: str, payload: Mapping[str, object], **extra: str) -> Response:
+    response = _response(status, reason, json.dumps(payload).encode(), "application/json")
+    for name, value in extra.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+def _unauthenticated() -> Response:
+    REFUSED.labels("unauthenticated").inc()
+    return _json(401, "Unauthorized", {"detail": REFUSAL}, WWW_Authenticate='Bearer realm="msgsuite"')
+
+
+LIMIT_REFUSALS = {
+    "address_limit": (429, "Too Many Requests", "too many listeners from your address; close one or retry later"),
+    "total_limit": (503, "Service Unavailable", "the hub has as many listeners as it takes; retry later"),
+}
 
 
 class Routes:
-    def __init__(self, window: FrameWindow, listeners: Listeners, counts: StreamCountsCache) -> None:
+    def __init__(
+        self, window: FrameWindow, listeners: Listeners, counts: StreamCountsCache, access: HubAccess | None = None
+    ) -> None:
+        self._access = access or open_access()
         self._window = window
         self._listeners = listeners
         self._counts = counts
@@ -56,19 +80,34 @@ class Routes:
 
     def __call__(self, connection: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
         path = request.path.split("?", 1)[0]
+        if path in (NOTIFICATIONS_PATH, "/stats") and not self._access.tokens.accepts(presented_token(request.headers)):
+            return _unauthenticated()
         if path == NOTIFICATIONS_PATH:
-            try:
-                parse_subscription(request.path)
-            except BadRequest as error:
-                return _json(400, "Bad Request", {"detail": str(error)})
-            if "websocket" not in request.headers.get("Upgrade", "").lower():
-                return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
-            return None
+            return self._before_handshake(connection, request)
         if path == "/stats":
             return self._stats()
         if path in self._plain:
             return self._plain[path]()
         return _json(404, "Not Found", {"detail": f"no such path; listen at {NOTIFICATIONS_PATH}"})
+
+    def _before_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        """None (go on with the handshake) for a good subscription that gets a slot, else the refusal."""
+        try:
+            parse_subscription(request.path)
+        except BadRequest as error:
+            return _json(400, "Bad Request", {"detail": str(error)})
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return _json(426, "Upgrade Required", {"detail": "connect with a WebSocket client"})
+        address = str(connection.remote_address[0]) if connection.remote_address else "unknown"
+        slots = self._access.slots
+        refusal = slots.refusal(address)
+        if refusal is not None:
+            REFUSED.labels(refusal).inc()
+            status, reason, detail = LIMIT_REFUSALS[refusal]
+            log.debug("refused a listener from %s: %s", address, detail)
+            return _json(status, reason, {"detail": detail}, Retry_After="5")
+        slots.take(address, connection)
+        return None
 
     def _health(self) -> Response:
         fresh = time.monotonic() - self._window.database_ok_at <= HEALTHY_WITHIN_SECONDS

@@ -79,12 +79,20 @@ class ContainerListener:
     """tools/resuming_listener.py in a container: starts on one hub replica, resumes on any."""
 
     def __init__(
-        self, network: str, tag: str, first_address: str, hub_name: str, after: int = 0, ca_file: str | None = None
+        self,
+        network: str,
+        tag: str,
+        first_address: str,
+        hub_name: str,
+        after: int = 0,
+        ca_file: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.first_address = first_address
+        token_env = ["-e", f"HUB_TOKEN={token}"] if token else []
         self._process = subprocess.Popen(
             [
-                *("docker", "run", "--rm", "-i", "--network", network, "-v", f"{TOOLS}:/tools:ro"),
+                *("docker", "run", "--rm", "-i", "--network", network, "-v", f"{TOOLS}:/tools:ro", *token_env),
                 *tls_args(ca_file),
                 *("--entrypoint", "python", f"msgsuite/websocket-client:{tag}", "/tools/resuming_listener.py"),
                 *(first_address, hub_name, str(after)),

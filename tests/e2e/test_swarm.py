@@ -78,6 +78,10 @@ class Swarm:
     def total(self) -> int:
         return int(self.psql("SELECT total FROM stream")[0][0])
 
+    def token(self, name: str) -> str:
+        """A client's token, as scripts/swarm.sh kept it when it created the secret (secrets cannot be read back)."""
+        return (ROOT / "build" / "swarm" / f"{self.name}-tokens" / name).read_text(encoding="utf-8")
+
     def secret(self, name: str, service: str) -> str:
         return docker("exec", self.tasks(service)[0], "cat", f"/run/secrets/{name}").strip()
 
@@ -120,17 +124,24 @@ def test_swarm_replicas_survive_kills_and_rolling_updates(swarm: Swarm, tmp_path
     ca_file = tmp_path / "ca.crt"
     ca_file.write_text(swarm.secret("ca.crt", "rest-server") + "\n", encoding="utf-8")
     ca_file.chmod(0o644)
+    # AUTH=on in deploy/: every client and listener presents its token.
+    listener_token = swarm.token("listener_token")
     listeners = [
-        ContainerListener(swarm.network, swarm.tag, ip, "websocket-hub", after=before, ca_file=str(ca_file))
+        ContainerListener(
+            swarm.network, swarm.tag, ip, "websocket-hub", after=before, ca_file=str(ca_file), token=listener_token
+        )
         for ip in hub_ips
     ]
     amqp = {"RABBITMQ_HOST": "rabbitmq", "RABBITMQ_USER": "publisher"}  # the clients' broker user
     amqp["RABBITMQ_PASSWORD"] = swarm.secret("amqp_publisher_password", "rabbitmq")
+    settings = {
+        "rabbitmq-client": amqp,
+        "rest-client": {"REST_TOKEN": swarm.token("rest_client_token")},
+        "grpc-client": {"GRPC_TOKEN": swarm.token("grpc_client_token")},
+    }
     try:
         clients = [
-            ContainerClient(
-                swarm.network, swarm.tag, client, STREAM, amqp if client == "rabbitmq-client" else {}, str(ca_file)
-            )
+            ContainerClient(swarm.network, swarm.tag, client, STREAM, settings[client], str(ca_file))
             for client in CLIENTS
         ]
         time.sleep(SECONDS_BEFORE_KILLS)

@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 
@@ -96,7 +97,8 @@ def window() -> Iterator[FrameWindow]:
 def answer(window: FrameWindow, path: str, **headers: str) -> Any:
     pool = FakePool()
     routes = Routes(window, Listeners(window, pool, send_timeout=1.0), StreamCountsCache(pool))  # type: ignore[arg-type]
-    return routes(None, Request(path, Headers(list(headers.items()))))  # type: ignore[arg-type]
+    connection = SimpleNamespace(remote_address=("192.0.2.1", 40000), connection_lost_waiter=Future())
+    return routes(connection, Request(path, Headers(list(headers.items()))))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("query", ["after=-1", "after=abc", "after=", "after=1&after=2", "since=3", "epoch=%3Cx%3E"])

@@ -42,7 +42,7 @@ NOT_WORKLOADS = {"secrets", "grpc-client", "rest-client", "rabbitmq-client"}
 # Variables the manifests add to what compose gives a service, and why.
 EXTRA_ENVIRONMENT = {"database": {"PGDATA"}}  # a folder below the volume's mount point, which may hold lost+found
 # Switches that are off by default in compose (a laptop) and always on in deploy/ (issue 12).
-DEPLOY_SETTINGS = {"TLS": "on"}
+DEPLOY_SETTINGS = {"TLS": "on", "AUTH": "on"}
 # Containers that cannot have a read-only root: none (the broker renders its definitions into an emptyDir).
 WRITABLE_ROOT: set[str] = set()
 # Replicas of each Deployment, and which of them scale on CPU.

@@ -19,7 +19,7 @@ SERVICE_PACKAGES = [
     "rabbitmq_client",
     "migrate",
 ]
-READERS = {"required", "optional", "integer", "number", "secret"}
+READERS = {"required", "optional", "integer", "number", "secret", "client_token"}
 _NAME = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 
 
@@ -34,7 +34,7 @@ def variables_read_by_code() -> set[str]:
                 first = node.args[0]
                 if name in READERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
                     found.add(first.value)
-                    if name == "secret":
+                    if name in ("secret", "client_token"):
                         found.add(f"{first.value}_FILE")
     return found
 

@@ -130,18 +130,21 @@ def test_listening_prints_frames_and_raises_on_one_it_cannot_read(
 ) -> None:
     hub = FakeHub([json.dumps(frame(1)), json.dumps(frame(2)), "not JSON at all", json.dumps(frame(3))])
     urls: list[str] = []
+    headers: list[object] = []
 
     @asynccontextmanager
     async def connect(url: str, **options: Any) -> AsyncIterator[FakeHub]:
         urls.append(url)
+        headers.append(options.get("additional_headers"))
         yield hub
 
     monkeypatch.setattr(client, "connect", connect)
     cursor_file.save(Cursor("e1", 0))
     liveness_file = tmp_path / "alive"
     with pytest.raises(json.JSONDecodeError):
-        asyncio.run(client.listen("ws://hub/notifications", cursor_file, Liveness(str(liveness_file))))
+        asyncio.run(client.listen("ws://hub/notifications", cursor_file, Liveness(str(liveness_file)), "t0ken"))
     assert urls == ["ws://hub/notifications?after=0&epoch=e1"]
+    assert headers == [{"Authorization": "Bearer t0ken"}]
     assert capsys.readouterr().out.splitlines() == [TEXT.format(message="hola", id=i) for i in (1, 2)]
     assert cursor_file.load() == Cursor("e1", 2) and liveness_file.exists()
 
@@ -157,7 +160,13 @@ def test_the_client_exits_when_listening_dies(
     caplog: pytest.LogCaptureFixture,
     ending: Exception | None,
 ) -> None:
-    async def listen(hub_url: str, cursor_file: CursorFile, liveness: Liveness, tls: TlsSettings | None) -> None:
+    async def listen(
+        hub_url: str,
+        cursor_file: CursorFile,
+        liveness: Liveness,
+        tls: TlsSettings | None = None,
+        token: str | None = None,
+    ) -> None:
         await asyncio.sleep(0)
         if ending is not None:
             raise ending

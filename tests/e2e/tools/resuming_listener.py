@@ -25,6 +25,7 @@ TLS = os.environ.get("TLS") == "on"
 CONTEXT = ssl.create_default_context(cafile=os.environ["TLS_CA_FILE"]) if TLS else None
 first, name = sys.argv[1], sys.argv[2]
 last_id = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+TOKEN = os.environ.get("HUB_TOKEN")  # the listeners' token, for a hub with AUTH=on
 epoch = None
 until: list[int] = []  # set once by the stdin reader
 
@@ -60,6 +61,7 @@ while not done():
             f"{'wss' if TLS else 'ws'}://{address}:{PORT}/notifications?{query}",
             ssl=CONTEXT,
             server_hostname=name if TLS else None,
+            additional_headers={"Authorization": f"Bearer {TOKEN}"} if TOKEN else None,
             open_timeout=5,
             compression=None,
             ping_interval=2,
