@@ -41,7 +41,9 @@ class SpreadHTTPSConnection(http.client.HTTPSConnection, SpreadConnection):
 
 
 class RestSender:
-    def __init__(self, base_url: str, timeout: float, context: ssl.SSLContext | None = None, token: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, timeout: float, context: ssl.SSLContext | None = None, token: str | None = None
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"REST_URL must be http(s)://host[:port], not {base_url!r}")

@@ -142,7 +142,7 @@ def test_listening_prints_frames_and_raises_on_one_it_cannot_read(
     cursor_file.save(Cursor("e1", 0))
     liveness_file = tmp_path / "alive"
     with pytest.raises(json.JSONDecodeError):
-        asyncio.run(client.listen("ws://hub/notifications", cursor_file, Liveness(str(liveness_file)), "t0ken"))
+        asyncio.run(client.listen("ws://hub/notifications", cursor_file, Liveness(str(liveness_file)), token="t0ken"))
     assert urls == ["ws://hub/notifications?after=0&epoch=e1"]
     assert headers == [{"Authorization": "Bearer t0ken"}]
     assert capsys.readouterr().out.splitlines() == [TEXT.format(message="hola", id=i) for i in (1, 2)]
