@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import grpc
 import pytest
@@ -131,19 +132,17 @@ def test_the_rate_limit_answers_429_and_retry_after_and_the_clients_wait_it_out(
 
 def test_listeners_beyond_the_cap_per_address_are_refused_before_the_handshake(locked: Stack) -> None:
     headers = locked.listener_headers()
-    opened = [
-        connect(f"{locked.hub_url}/notifications?tail=1", additional_headers=headers, open_timeout=10)
-        for _ in range(LISTENERS_PER_ADDRESS)
-    ]
-    try:
+    url = f"{locked.hub_url}/notifications?tail=1"
+    with ExitStack() as opened:
+        first = [
+            opened.enter_context(connect(url, additional_headers=headers, open_timeout=10))
+            for _ in range(LISTENERS_PER_ADDRESS)
+        ]
         with pytest.raises(InvalidStatus) as refused:
-            connect(f"{locked.hub_url}/notifications?tail=1", additional_headers=headers, open_timeout=10)
+            opened.enter_context(connect(url, additional_headers=headers, open_timeout=10))
         assert refused.value.response.status_code == 429
         assert refused.value.response.headers["Retry-After"]
-        receive_frames(opened[0], until_id=1, timeout=10)  # the ones let in are served
-    finally:
-        for websocket in opened:
-            websocket.close()
+        receive_frames(first[0], until_id=1, timeout=10)  # the ones let in are served
     wait_for(lambda: _can_listen(locked), timeout=30, what="the slots given back")
 
 
