@@ -39,6 +39,7 @@ EPHEMERAL_PORTS = dict.fromkeys(
         "DATABASE_HOST_PORT",
         "RABBITMQ_HOST_PORT",
         "RABBITMQ_MANAGEMENT_HOST_PORT",
+        "RABBITMQ_TLS_HOST_PORT",
         "GRPC_HOST_PORT",
         "REST_HOST_PORT",
         "HUB_HOST_PORT",
