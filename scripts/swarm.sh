@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
-[[ $stack =~ ^[a-z0-9][a-z0-9_-]{0,40}$ ]] || { say "stack name: lower-case letters, digits, _ and -, at most 41 characters (Swarm names its configs <stack>_rmq-entry_<hash>: 64 at most)"; exit 2; }
+[[ $stack =~ ^[a-z0-9][a-z0-9_-]{0,33}$ ]] || { say "stack name: lower-case letters, digits, _ and -, at most 34 characters (Swarm names its secrets <stack>_db_postgres_exporter_password: 64 at most)"; exit 2; }
 
 export MSGSUITE_VERSION=${MSGSUITE_VERSION:-dev}
 export MSGSUITE_STACK=$stack

@@ -33,6 +33,7 @@ echo "== unit tests"
 
 project="msgsuite-test-$(date +%s)-$$"
 export E2E_PROJECT="$project"
+export E2E_SWARM_STACK="sw-$(date +%s)-$$"  # short: Swarm secret names are <stack>_<name>, 64 at most
 teardown() {
   # The shared stack and any stack of a test's own ($project-own-…) that a killed run left behind.
   for name in $(docker compose ls --all --quiet | grep -E "^$project(-own-.*)?$" || true) "$project"; do
@@ -40,9 +41,9 @@ teardown() {
     docker compose -p "$name" down -v --remove-orphans >/dev/null 2>&1 || true
   done
   # The swarm test's stack, if a killed run left it (and swarm mode, if the test initialised it).
-  if [ -f "build/swarm/$project-swarm.deployed" ] || [ -f build/swarm/swarm-initialised ]; then
-    echo "== tearing down swarm stack $project-swarm"
-    bash scripts/swarm.sh down --stack "$project-swarm" >/dev/null 2>&1 || true
+  if [ -f "build/swarm/$E2E_SWARM_STACK.deployed" ] || [ -f build/swarm/swarm-initialised ]; then
+    echo "== tearing down swarm stack $E2E_SWARM_STACK"
+    bash scripts/swarm.sh down --stack "$E2E_SWARM_STACK" >/dev/null 2>&1 || true
   fi
 }
 trap teardown EXIT

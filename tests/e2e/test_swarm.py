@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,6 @@ import pytest
 from harness.stack import CLIENTS, ROOT, wait_for
 
 from .checks import assert_reported_stored_once
-from .conftest import BASE_PROJECT
 from .replicas import ContainerClient, ContainerListener, assert_each_heard_all, container_ip, containers
 
 COUNT, RATE = 300, 15  # per client: a 20 s stream
@@ -106,7 +106,8 @@ def swarm(images: None) -> Iterator[Swarm]:
     if existing:
         yield Swarm(existing, tag)
         return
-    own = Swarm(f"{BASE_PROJECT}-swarm", tag)
+    # Short: Swarm names a secret <stack>_<name>, 64 characters at most (scripts/swarm.sh checks it).
+    own = Swarm(os.environ.get("E2E_SWARM_STACK") or f"sw-{uuid.uuid4().hex[:8]}", tag)
     try:
         own.swarm_sh("up")
         yield own
