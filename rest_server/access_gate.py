@@ -7,13 +7,13 @@ open: probes and Prometheus carry no token, and none of them shows a message.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from msgsuite.auth import REFUSAL, RateLimiter, TokenCheck, bearer_token, retry_after_header
 from msgsuite.messages import Via
 from msgsuite.metrics import REQUESTS_REFUSED
+
+from .request_gate import problem
 
 GUARDED_PREFIX = "/messages"
 
@@ -32,7 +32,7 @@ class AccessGate:
             authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             if not self.tokens.accepts(bearer_token(authorization)):
                 REQUESTS_REFUSED.labels(Via.REST.value, "unauthenticated").inc()
-                await _problem(send, 401, REFUSAL, [(b"www-authenticate", b'Bearer realm="msgsuite"')])
+                await problem(send, 401, REFUSAL, [(b"www-authenticate", b'Bearer realm="msgsuite"')])
                 return
             # One token per kind of client: the token is the caller.
             caller = "token"
@@ -43,7 +43,7 @@ class AccessGate:
         if wait:
             REQUESTS_REFUSED.labels(Via.REST.value, "rate_limited").inc()
             seconds = retry_after_header(wait)
-            await _problem(
+            await problem(
                 send,
                 429,
                 f"too many requests; retry after {seconds} s",
@@ -51,20 +51,3 @@ class AccessGate:
             )
             return
         await self.app(scope, receive, send)
-
-
-async def _problem(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),  # the body, if any, was not read
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -7,6 +7,7 @@ request in extra tasks and streams, which cost more than the check itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,18 +38,18 @@ class RequestGate:
         if scope["method"] == "POST":
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if content_type != b"application/json":
-                await _problem(send, 415, "send the message as JSON with Content-Type: application/json")
+                await problem(send, 415, "send the message as JSON with Content-Type: application/json")
                 return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and b"transfer-encoding" not in headers:
             if int(declared) > max_bytes:
-                await _problem(send, 413, f"request body is larger than {max_bytes} bytes")
+                await problem(send, 413, f"request body is larger than {max_bytes} bytes")
                 return
             await self.app(scope, receive, send)
             return
         first = await _read_body(receive, max_bytes)
         if first is None:
-            await _problem(send, 413, f"request body is larger than {max_bytes} bytes")
+            await problem(send, 413, f"request body is larger than {max_bytes} bytes")
             return
         replayed = False
 
@@ -82,7 +83,8 @@ async def _read_body(receive: Receive, max_bytes: int) -> Message | None:
             return {"type": "http.request", "body": b"".join(parts), "more_body": False}
 
 
-async def _problem(send: Send, status: int, detail: str) -> None:
+async def problem(send: Send, status: int, detail: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """A JSON {"detail": ...} answer sent before the request's body was read (so the connection closes)."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -92,6 +94,7 @@ async def _problem(send: Send, status: int, detail: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *extra,
             ],
         }
     )
