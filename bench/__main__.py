@@ -28,7 +28,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import dashboard, measure, metrics_cost, scaling
+from . import dashboard, measure, metrics_cost, protocols, scaling
 from .report import Results, Row
 
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
@@ -46,11 +46,24 @@ class Size:
     preload: int
     scaling: int  # messages per replica-scaling run
     openings: tuple[int, ...] = (100_000, 1_000_000)  # messages stored when the dashboard's opening is timed
+    protocols: protocols.Counts = protocols.FULL  # path against its ceilings
 
 
 SIZES = {
-    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200, (1_000,)),
-    "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000, 2_000, (100_000,)),
+    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200, (1_000,), protocols.Counts(1, 160, 40, 8)),
+    "quick": Size(
+        600,
+        6_000,
+        (1, 8),
+        (50, 200),
+        4.0,
+        (1, 10, 100),
+        50_000,
+        100_000,
+        2_000,
+        (100_000,),
+        protocols.Counts(5, 1_600, 300, 40),
+    ),
     "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000, 6_000),
 }
 
@@ -135,6 +148,23 @@ def run_dashboard(stack: Stack, size: Size, results: Results) -> None:
         results.openings.append((newest, median_of(3, lambda n=newest: dashboard.newest_shown_ms(stack, n))))
 
 
+def run_protocols(stack: Stack, size: Size, results: Results) -> None:
+    """Each protocol's path against its no-op server and the database, the same Node generator for both."""
+    counts = size.protocols
+    if stack.env.get("AUTH", "off") != "off":
+        raise SystemExit("--only protocols measures with authentication off; the generators send no tokens")
+    results.protocol_conditions = (
+        f"Conditions: metrics {stack.env.get('METRICS', 'on')}, authentication off, TLS {stack.env.get('TLS', 'off')}, "
+        f"REST and gRPC rate limit {stack.env.get('RATE_LIMIT_PER_SECOND', '5000')} requests/s per address, "
+        f"RabbitMQ consumer prefetch {stack.env.get('RABBITMQ_PREFETCH', '500')}; {counts.runs} runs of "
+        f"{counts.single:,} single messages at concurrency 16, {counts.serial:,} at concurrency 1 and "
+        f"{counts.batches} batches of 100 at concurrency {protocols.BATCH_CONCURRENCY}; every service, the "
+        "benchmark and the generators on this machine."
+    )
+    progress("protocols: starting the no-op servers and warming up")
+    results.protocols.extend(protocols.compare(stack, database_target(stack), counts, progress))
+
+
 def run(stack: Stack, size: Size, results: Results) -> None:
     """Latency and the flat-cost baseline first, while the table is small; then throughput, fan-out,
     and last the flat cost again once size.preload more messages are stored."""
@@ -217,10 +247,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "metrics-cost", "dashboard"],
+        choices=["scaling", "metrics-cost", "dashboard", "protocols"],
         help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
         "metrics-cost: throughput with metrics on and off (README, Performance); "
-        "dashboard: the dashboard's opening time in headless Chromium at each size of the table",
+        "dashboard: the dashboard's opening time in headless Chromium at each size of the table; "
+        "protocols: each protocol against a no-op server and the database, driven by Node generators",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -235,11 +266,16 @@ def main(argv: list[str]) -> int:
             progress(f"building and starting compose project {stack.project}")
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
-        sections = {"scaling": run_scaling, "metrics-cost": run_metrics_cost, "dashboard": run_dashboard}
+        sections = {
+            "scaling": run_scaling,
+            "metrics-cost": run_metrics_cost,
+            "dashboard": run_dashboard,
+            "protocols": run_protocols,
+        }
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
-        print(results.table(), results.latency_table(), sep="\n\n", file=sys.stderr)
+        print(results.table(), results.latency_table(), results.protocols_table(), sep="\n\n", file=sys.stderr)
         raise
     finally:
         if not args.project:
@@ -251,6 +287,10 @@ def main(argv: list[str]) -> int:
     if results.openings:
         print()
         print(results.openings_table())
+    if results.protocols:
+        print()
+        print(results.protocol_conditions)
+        print(results.protocols_table())
     report, plot = results.write(args.results, args.size)
     print(f"\nreport: {report}\nplot:   {plot}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +25,58 @@ class Row:
         return f"{self.rate / self.ceiling:.0%}" if self.ceiling else ""
 
 
+@dataclass(frozen=True)
+class Spread:
+    """The runs of one figure: shown as the median and, in brackets, the lowest and highest."""
+
+    runs: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def __str__(self) -> str:
+        return f"{self.median:,.0f} ({min(self.runs):,.0f}–{max(self.runs):,.0f})"
+
+
+@dataclass(frozen=True)
+class ProtocolRow:
+    """One protocol at one load: its path and the two ceilings (python -m bench --only protocols)."""
+
+    protocol: str
+    concurrency: int
+    batch: int
+    messages: int  # per run
+    path: Spread
+    noop: Spread
+    database: Spread
+    generator_cpu: float  # the load generator's highest share of one core in any of its runs
+    errors: dict[str, int]
+
+    @property
+    def serial_bound(self) -> float | None:
+        """At concurrency 1 every message pays the database's round trip and the server's in turn."""
+        if self.concurrency != 1 or self.batch != 1:
+            return None
+        return 1 / (1 / self.database.median + 1 / self.noop.median)
+
+    def ratios(self) -> tuple[str, str, str]:
+        path = self.path.median
+        bound = self.serial_bound
+        return (
+            f"{path / self.noop.median:.0%}",
+            f"{path / self.database.median:.0%}",
+            f"{path / bound:.0%}" if bound else "",
+        )
+
+
 @dataclass
 class Results:
     rows: list[Row] = field(default_factory=list)
     latencies: dict[str, list[Latency]] = field(default_factory=dict)
     openings: list[tuple[int, float]] = field(default_factory=list)  # (messages stored, ms to the newest shown)
+    protocols: list[ProtocolRow] = field(default_factory=list)
+    protocol_conditions: str = ""  # the stack's settings that weigh on those figures
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def table(self) -> str:
@@ -54,6 +102,22 @@ class Results:
                 )
         return "\n".join(lines)
 
+    def protocols_table(self) -> str:
+        lines = [
+            "| protocol | concurrency | batch | path msg/s | no-op msg/s | database msg/s | serial bound msg/s "
+            "| path / no-op | path / database | path / serial bound | generator CPU | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in self.protocols:
+            to_noop, to_database, to_bound = row.ratios()
+            bound = f"{row.serial_bound:,.0f}" if row.serial_bound else ""
+            errors = ", ".join(f"{kind} {count}" for kind, count in row.errors.items()) or "none"
+            lines.append(
+                f"| {row.protocol} | {row.concurrency} | {row.batch} | {row.path} | {row.noop} | {row.database} "
+                f"| {bound} | {to_noop} | {to_database} | {to_bound} | {row.generator_cpu:.0%} | {errors} |"
+            )
+        return "\n".join(lines)
+
     def openings_table(self) -> str:
         lines = [
             "| messages stored | dashboard: newest notification shown (ms after navigation start) |",
@@ -77,7 +141,13 @@ class Results:
             "concurrency and batch size.\n\n"
             f"{self.table()}\n\n## Send-to-notification latency\n\n{self.latency_table()}\n\n"
             f"![latency against offered rate]({plot.name})\n"
-            + (f"\n## Dashboard opening\n\n{self.openings_table()}\n" if self.openings else ""),
+            + (f"\n## Dashboard opening\n\n{self.openings_table()}\n" if self.openings else "")
+            + (
+                f"\n## Each protocol against its ceilings\n\n{PROTOCOLS_METHOD}\n\n"
+                f"{self.protocol_conditions}\n\n{self.protocols_table()}\n"
+                if self.protocols
+                else ""
+            ),
             encoding="utf-8",
         )
         return report, plot
@@ -102,6 +172,20 @@ class Results:
         figure.tight_layout()
         figure.savefig(path, dpi=100)
         plt.close(figure)
+
+
+PROTOCOLS_METHOD = (
+    "Each figure is the median of the runs, the lowest and highest in brackets; every round measured each "
+    "figure once, the path and the no-op server in alternating order. The same Node load generator "
+    "(bench/load/: autocannon for REST, @grpc/grpc-js, amqplib with publisher confirms) drove each path and "
+    "its no-op ceiling: the same image, settings and middleware answering without storing (the "
+    "`.noop` module of each server). The database ceiling is the store statement issued straight at "
+    "PostgreSQL with the same concurrency and batch size. Serial bound, at concurrency 1: "
+    "1 / (1/database + 1/no-op). REST and gRPC count a message when its answer arrives; RabbitMQ counts "
+    "from the first publish until the messages are stored (path) or the queue's last message was delivered "
+    "to the no-op consumer (at most its prefetch then awaits an acknowledgement). Generator CPU: its "
+    "highest share of one core in any run (below about 80% it was not the limit)."
+)
 
 
 def _cpus() -> int:

@@ -1,0 +1,63 @@
+'use strict';
+// POST /messages (or /messages/batch with --batch 100) with autocannon: --concurrency connections,
+// --amount requests after a warm-up of --warmup requests; a unique Idempotency-Key per message.
+// Prints one JSON line (common.js); only 2xx answers count as completed.
+const autocannon = require('autocannon');
+const { options, texts, print, Measurement, randomUUID } = require('./common');
+
+const given = options({ url: 'http://127.0.0.1:8000', concurrency: 16, amount: 1000, warmup: 100, batch: 1 });
+
+function request(label) {
+  let sent = 0;
+  if (given.batch === 1) {
+    return {
+      method: 'POST',
+      path: '/messages',
+      setupRequest: (req) => ({
+        ...req,
+        headers: { ...req.headers, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        body: JSON.stringify({ message: `${label} ${sent++}` }),
+      }),
+    };
+  }
+  return {
+    method: 'POST',
+    path: '/messages/batch',
+    setupRequest: (req) => {
+      const messages = texts(given.batch, `${label} ${sent++}`).map((message) => ({
+        message,
+        idempotency_key: randomUUID(),
+      }));
+      return { ...req, headers: { ...req.headers, 'content-type': 'application/json' }, body: JSON.stringify({ messages }) };
+    },
+  };
+}
+
+function run(amount, label) {
+  return autocannon({
+    url: given.url,
+    connections: given.concurrency,
+    amount,
+    timeout: 30,
+    requests: [request(`${label} ${randomUUID().slice(0, 8)}`)],
+  });
+}
+
+async function main() {
+  if (given.warmup > 0) await run(given.warmup, 'bench warm-up');
+  const measurement = new Measurement(given.batch);
+  measurement.start();
+  const result = await run(given.amount, 'bench');
+  measurement.completedRequests = result['2xx'];
+  for (const [code, { count }] of Object.entries(result.statusCodeStats || {})) {
+    if (!code.startsWith('2')) measurement.errors[`http ${code}`] = count;
+  }
+  if (result.errors - result.timeouts > 0) measurement.errors.socket = result.errors - result.timeouts;
+  if (result.timeouts > 0) measurement.errors.timeout = result.timeouts;
+  print(measurement.finish({ p50_ms: result.latency.p50, p99_ms: result.latency.p99 }));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
