@@ -177,8 +177,8 @@ class Results:
 PROTOCOLS_METHOD = (
     "Each figure is the median of the runs, the lowest and highest in brackets; every round measured each "
     "figure once, the path and the no-op server in alternating order. The same Node load generator "
-    "(bench/load/: autocannon for REST, @grpc/grpc-js, amqplib with publisher confirms) drove each path and "
-    "its no-op ceiling: the same image, settings and middleware answering without storing (the "
+    "(bench/load/: autocannon for REST, a gRPC client on node:http2, amqplib with publisher confirms) "
+    "drove each path and its no-op ceiling: the same image, settings and middleware answering without storing (the "
     "`.noop` module of each server). The database ceiling is the store statement issued straight at "
     "PostgreSQL with the same concurrency and batch size. Serial bound, at concurrency 1: "
     "1 / (1/database + 1/no-op). REST and gRPC count a message when its answer arrives; RabbitMQ counts "

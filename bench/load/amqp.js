@@ -44,7 +44,7 @@ async function send(channels, requests, measurement) {
         measurement.completedRequests += 1;
       }
     } catch (error) {
-      if (measurement) measurement.error(error && error.message ? 'nack' : String(error));
+      if (measurement) measurement.error(/nack/i.test(String(error && error.message)) ? 'nack' : String(error));
     }
   });
 }

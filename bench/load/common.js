@@ -41,6 +41,11 @@ class Measurement {
     this.completedRequests = 0;
   }
 
+  // The time of the last answer, when the generator learns of the end later than it happened.
+  answered() {
+    this.lastAnswerAt = epochMs();
+  }
+
   error(kind) {
     this.errors[kind] = (this.errors[kind] || 0) + 1;
   }
@@ -51,8 +56,8 @@ class Measurement {
   }
 
   finish(extra = {}) {
-    const elapsed = (epochMs() - this.startedAt) / 1000;
     const cpu = process.cpuUsage(this.cpuBefore);
+    const elapsed = ((this.lastAnswerAt || epochMs()) - this.startedAt) / 1000;
     const sorted = this.latencies.slice().sort((a, b) => a - b);
     const completed = this.completedRequests * this.batch;
     return {
