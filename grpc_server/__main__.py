@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from msgsuite.database import ConnectionPool, DatabaseError
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
-from msgsuite.store import MessageStore
+from msgsuite.store import Messages, MessageStore
 from msgsuite.tls import TlsSettings
 
 from .access import AccessInterceptor
@@ -83,7 +84,12 @@ def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stoppi
         stopping.wait(2.0 if serving else 1.0)
 
 
-def main() -> int:
+def stored_in(pool: ConnectionPool) -> Messages:
+    return MessageStore(pool, Via.GRPC)
+
+
+def main(messages_for: Callable[[ConnectionPool], Messages] = stored_in) -> int:
+    """messages_for: what SendMessage stores through (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("grpc-server")
     settings = load_or_exit(log, GrpcServerSettings.from_env)
     crash.exit_on_thread_errors()
@@ -94,7 +100,7 @@ def main() -> int:
         interceptors=[AccessInterceptor(settings.tokens, RateLimiter(settings.rate_limit))],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(MessageStore(pool, Via.GRPC)), server)
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(messages_for(pool)), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", MESSAGE_SERVICE):

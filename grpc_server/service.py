@@ -10,7 +10,7 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import InvalidMessage, StoredMessage
-from msgsuite.store import MessageStore
+from msgsuite.store import Messages
 
 log = logging.getLogger("grpc-server")
 
@@ -24,7 +24,7 @@ def to_response(record: StoredMessage) -> messages_pb2.SendMessageResponse:
 
 
 class MessageService(messages_pb2_grpc.MessageServiceServicer):
-    def __init__(self, messages: MessageStore) -> None:
+    def __init__(self, messages: Messages) -> None:
         self._messages = messages
 
     def SendMessage(

@@ -48,9 +48,13 @@ class GroupCommitter:
 
     def store(self, texts: Sequence[str], keys: Sequence[str | None]) -> list[StoredMessage]:
         """Stores validated texts (one request's) and waits for their records; raises what the store raised."""
+        return self.submit(texts, keys).result()
+
+    def submit(self, texts: Sequence[str], keys: Sequence[str | None]) -> Future[list[StoredMessage]]:
+        """Queues validated texts (one request's); the future holds their records or what the store raised."""
         request = _Request(list(texts), list(keys))
         self._queue.put(request)
-        return request.result.result()
+        return request.result
 
     def _write_forever(self) -> None:
         while True:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import psycopg2.extensions
 
@@ -62,6 +64,16 @@ def store_messages(
     return records
 
 
+class Messages(Protocol):
+    """What a server stores through: MessageStore, or no_storage.NothingStored for the benchmark's ceiling."""
+
+    def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]: ...
+
+    async def validate_and_store_async(
+        self, texts: Sequence[object], keys: Sequence[str | None]
+    ) -> list[StoredMessage]: ...
+
+
 class MessageStore:
     """How a server stores what it received: validated, then group-committed (see group_commit.py)."""
 
@@ -71,13 +83,25 @@ class MessageStore:
 
     def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
         """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
-        try:
+        with self._counting_refusals(len(texts)):
             return self._committer.store(validate_batch(list(texts), list(keys)), keys)
+
+    async def validate_and_store_async(
+        self, texts: Sequence[object], keys: Sequence[str | None]
+    ) -> list[StoredMessage]:
+        """validate_and_store for an event loop: it waits for the writer thread without a thread of its own."""
+        with self._counting_refusals(len(texts)):
+            return await asyncio.wrap_future(self._committer.submit(validate_batch(list(texts), list(keys)), keys))
+
+    @contextmanager
+    def _counting_refusals(self, count: int) -> Iterator[None]:
+        try:
+            yield
         except InvalidMessage:
-            metrics.MESSAGES_REFUSED.labels(self._via.value, "invalid").inc(len(texts))
+            metrics.MESSAGES_REFUSED.labels(self._via.value, "invalid").inc(count)
             raise
         except MessageRefused:
-            metrics.MESSAGES_REFUSED.labels(self._via.value, "database").inc(len(texts))
+            metrics.MESSAGES_REFUSED.labels(self._via.value, "database").inc(count)
             raise
 
 

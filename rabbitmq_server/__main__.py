@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool
+from msgsuite.group_commit import StoreFunction
+from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
+from msgsuite.store import store_messages
 
 from .consumer import Consumer
 
@@ -32,14 +36,19 @@ class ConsumerSettings:
         )
 
 
-def main() -> int:
+def stored_in(pool: ConnectionPool) -> StoreFunction:
+    return lambda texts, keys: store_messages(pool, Via.RABBITMQ, texts, keys)
+
+
+def main(write_for: Callable[[ConnectionPool], StoreFunction] = stored_in) -> int:
+    """write_for: how a batch is stored (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("rabbitmq-server")
     settings = load_or_exit(log, ConsumerSettings.from_env)
     database, broker = settings.database, settings.broker
     crash.exit_on_thread_errors()
     metrics.serve(settings.metrics_port)
     pool = ConnectionPool(database, size=1)
-    consumer = Consumer(broker, pool, settings.prefetch, settings.liveness_file)
+    consumer = Consumer(broker, write_for(pool), settings.prefetch, settings.liveness_file)
     stopping = shutdown.on_stop(consumer.stop)
     if not wait_for_schema(database, log, stopping):
         return 0

@@ -30,12 +30,12 @@ from pika.spec import Basic, BasicProperties
 from msgsuite import metrics
 from msgsuite.amqp import connection_parameters
 from msgsuite.backoff import Backoff, Reconnecting, keep_connected
-from msgsuite.database import ConnectionPool, DatabaseUnavailable, MessageRefused
+from msgsuite.database import DatabaseUnavailable, MessageRefused
+from msgsuite.group_commit import StoreFunction
 from msgsuite.messages import InvalidMessage, StoredMessage, Via, decode_text, validate_key
 from msgsuite.probe import touch
 from msgsuite.refusals import store_isolating_refusals
 from msgsuite.settings import BrokerSettings
-from msgsuite.store import store_messages
 
 log = logging.getLogger("rabbitmq-server")
 
@@ -64,9 +64,10 @@ class Delivery:
 
 
 class Consumer:
-    def __init__(self, broker: BrokerSettings, pool: ConnectionPool, prefetch: int, liveness_file: str) -> None:
+    def __init__(self, broker: BrokerSettings, write: StoreFunction, prefetch: int, liveness_file: str) -> None:
+        """write: stores a batch's texts and keys in one transaction (store.store_messages)."""
         self._broker = broker
-        self._pool = pool
+        self._write = write
         self._prefetch = prefetch
         self._liveness_file = liveness_file
         self._stopping = threading.Event()
@@ -172,7 +173,7 @@ class Consumer:
                 self._connection.sleep(delay)  # keeps the broker heartbeats going
 
     def _store(self, deliveries: Sequence[Delivery]) -> list[StoredMessage]:
-        return store_messages(self._pool, Via.RABBITMQ, [d.text for d in deliveries], [d.key for d in deliveries])
+        return self._write([d.text for d in deliveries], [d.key for d in deliveries])
 
     def _dead_letter(
         self, channel: BlockingChannel, body: bytes, properties: BasicProperties, redelivered: bool, reason: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import uvicorn
@@ -13,7 +14,7 @@ from msgsuite.database import ConnectionPool
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
-from msgsuite.store import MessageStore
+from msgsuite.store import Messages, MessageStore
 from msgsuite.tls import TlsSettings
 
 from .app import create_app
@@ -38,7 +39,12 @@ class RestServerSettings:
         )
 
 
-def main() -> int:
+def stored_in(pool: ConnectionPool) -> Messages:
+    return MessageStore(pool, Via.REST)
+
+
+def main(messages_for: Callable[[ConnectionPool], Messages] = stored_in) -> int:
+    """messages_for: what POST stores through (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("rest-server")
     settings = load_or_exit(log, RestServerSettings.from_env)
     crash.exit_on_thread_errors()
@@ -54,7 +60,7 @@ def main() -> int:
     )
     # uvicorn stops on SIGTERM after in-flight requests finish.
     uvicorn.run(
-        create_app(MessageStore(pool, Via.REST), pool, settings.tokens, settings.rate_limit),
+        create_app(messages_for(pool), pool, settings.tokens, settings.rate_limit),
         host="0.0.0.0",
         port=settings.port,
         access_log=False,

@@ -19,7 +19,7 @@ from msgsuite import metrics
 from msgsuite.auth import RateLimit, RateLimiter, TokenCheck
 from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
-from msgsuite.store import MessageStore, message_by_id, messages_after
+from msgsuite.store import Messages, message_by_id, messages_after
 
 from .access_gate import AccessGate
 from .request_gate import RequestGate
@@ -92,7 +92,7 @@ UNLIMITED = RateLimit(per_second=1e9, burst=1_000_000_000)
 
 
 def create_app(
-    messages: MessageStore, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
+    messages: Messages, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
 ) -> ASGIApp:
     """The API storing through `messages` and reading through `pool`; /messages needs `tokens` and
     is held to `rate_limit`."""
@@ -169,11 +169,12 @@ def create_app(
         },
         summary="Store a message",
     )
-    def post_message(
+    async def post_message(
         body: MessageIn,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Any:
-        [record] = messages.validate_and_store([body.message], [idempotency_key])
+        # async: the request waits for the group-commit writer on the loop, not in a worker thread.
+        [record] = await messages.validate_and_store_async([body.message], [idempotency_key])
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
     @app.post(
@@ -183,8 +184,8 @@ def create_app(
         responses={200: {"model": BatchOut, "description": "Every key was stored before"}, **STORE_ERRORS},
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
-    def post_batch(body: BatchIn) -> Any:
-        records = messages.validate_and_store(
+    async def post_batch(body: BatchIn) -> Any:
+        records = await messages.validate_and_store_async(
             [item.message for item in body.messages], [item.idempotency_key for item in body.messages]
         )
         status = 200 if all(record.repeated for record in records) else 201

@@ -94,7 +94,12 @@ class Harness:
         self.events: list[tuple[Any, ...]] = []
         self.channel = FakeChannel(self.events)
         self.stored = stored
-        self.consumer = Consumer(BROKER, FakePool(), prefetch=100, liveness_file=str(tmp_path / "alive"))  # type: ignore[arg-type]
+        self.consumer = Consumer(
+            BROKER,
+            lambda texts, keys: stored(FakePool(), Via.RABBITMQ, texts, keys),  # type: ignore[arg-type]
+            prefetch=100,
+            liveness_file=str(tmp_path / "alive"),
+        )
         self.connection = SleepingConnection()
         self.consumer._connection = self.connection
 
@@ -112,7 +117,6 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     stored = ScriptedStore()
-    monkeypatch.setattr(consumer_module, "store_messages", stored)
     return Harness(tmp_path, stored)
 
 
