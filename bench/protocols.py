@@ -213,7 +213,7 @@ def compare(stack: Stack, target: measure.Target, counts: Counts, progress: Call
             Spread(tuple(found.path)),
             Spread(tuple(found.noop)),
             Spread(tuple(database[load])),
-            max(found.generator_cpu),
+            Spread(tuple(found.generator_cpu)),
             found.errors,
         )
         for (protocol, load), found in figures.items()

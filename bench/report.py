@@ -50,7 +50,7 @@ class ProtocolRow:
     path: Spread
     noop: Spread
     database: Spread
-    generator_cpu: float  # the load generator's highest share of one core in any of its runs
+    generator_cpu: Spread  # the load generator's share of one core, every run of path and no-op
     errors: dict[str, int]
 
     @property
@@ -110,11 +110,13 @@ class Results:
         ]
         for row in self.protocols:
             to_noop, to_database, to_bound = row.ratios()
+            cpu = row.generator_cpu
             bound = f"{row.serial_bound:,.0f}" if row.serial_bound else ""
             errors = ", ".join(f"{kind} {count}" for kind, count in row.errors.items()) or "none"
             lines.append(
                 f"| {row.protocol} | {row.concurrency} | {row.batch} | {row.path} | {row.noop} | {row.database} "
-                f"| {bound} | {to_noop} | {to_database} | {to_bound} | {row.generator_cpu:.0%} | {errors} |"
+                f"| {bound} | {to_noop} | {to_database} | {to_bound} "
+                f"| {cpu.median:.0%} (max {max(cpu.runs):.0%}) | {errors} |"
             )
         return "\n".join(lines)
 
@@ -135,12 +137,20 @@ class Results:
         report.write_text(
             f"# Benchmark, {self.started:%Y-%m-%d %H:%M} UTC ({size})\n\n"
             f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()} (benchmark "
-            "process); every service ran on the same machine.\n\n"
-            "Throughput counts a message once its notification reached a WebSocket listener. The ceiling is "
-            "the same store transaction issued straight at PostgreSQL by the benchmark, at the same "
-            "concurrency and batch size.\n\n"
-            f"{self.table()}\n\n## Send-to-notification latency\n\n{self.latency_table()}\n\n"
-            f"![latency against offered rate]({plot.name})\n"
+            "process); every service ran on the same machine.\n"
+            + (
+                "\nThroughput counts a message once its notification reached a WebSocket listener. The ceiling "
+                "is the same store transaction issued straight at PostgreSQL by the benchmark, at the same "
+                f"concurrency and batch size.\n\n{self.table()}\n"
+                if self.rows
+                else ""
+            )
+            + (
+                f"\n## Send-to-notification latency\n\n{self.latency_table()}\n\n"
+                f"![latency against offered rate]({plot.name})\n"
+                if self.latencies
+                else ""
+            )
             + (f"\n## Dashboard opening\n\n{self.openings_table()}\n" if self.openings else "")
             + (
                 f"\n## Each protocol against its ceilings\n\n{PROTOCOLS_METHOD}\n\n"
@@ -184,7 +194,7 @@ PROTOCOLS_METHOD = (
     "1 / (1/database + 1/no-op). REST and gRPC count a message when its answer arrives; RabbitMQ counts "
     "from the first publish until the messages are stored (path) or the queue's last message was delivered "
     "to the no-op consumer (at most its prefetch then awaits an acknowledgement). Generator CPU: its "
-    "highest share of one core in any run (below about 80% it was not the limit)."
+    "share of one core over its runs, median and highest (below about 80% it was not the limit)."
 )
 
 

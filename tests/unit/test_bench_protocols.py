@@ -13,7 +13,9 @@ from bench.report import ProtocolRow, Results, Spread
 
 
 def row(concurrency: int, batch: int, path: float, noop: float, database: float) -> ProtocolRow:
-    return ProtocolRow("REST", concurrency, batch, 100, Spread((path,)), Spread((noop,)), Spread((database,)), 0.1, {})
+    return ProtocolRow(
+        "REST", concurrency, batch, 100, Spread((path,)), Spread((noop,)), Spread((database,)), Spread((0.1,)), {}
+    )
 
 
 def test_spread_is_the_median_with_the_lowest_and_highest() -> None:
@@ -33,10 +35,25 @@ def test_the_serial_bound_is_the_sum_of_both_round_trips_at_concurrency_1_only()
 def test_the_table_names_the_errors_by_kind() -> None:
     results = Results()
     results.protocols.append(
-        ProtocolRow("gRPC", 16, 1, 100, Spread((1.0,)), Spread((2.0,)), Spread((4.0,)), 0.5, {"noop: UNAVAILABLE": 3})
+        ProtocolRow(
+            "gRPC",
+            16,
+            1,
+            100,
+            Spread((1.0,)),
+            Spread((2.0,)),
+            Spread((4.0,)),
+            Spread((0.5, 0.7)),
+            {"noop: UNAVAILABLE": 3},
+        )
     )
     line = results.protocols_table().splitlines()[-1]
-    assert "| gRPC | 16 | 1 |" in line and "| 50% | 25% |" in line and "noop: UNAVAILABLE 3" in line
+    assert (
+        "| gRPC | 16 | 1 |" in line
+        and "| 50% | 25% |" in line
+        and "60% (max 70%)" in line
+        and "noop: UNAVAILABLE 3" in line
+    )
 
 
 def test_a_generator_run_is_read_from_its_last_line(monkeypatch: pytest.MonkeyPatch) -> None:
