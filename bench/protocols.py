@@ -80,14 +80,37 @@ class Driver(Protocol):
         ...
 
 
+class Stream:
+    """The stream's total, read on one open connection (polled every few milliseconds)."""
+
+    def __init__(self, target: measure.Target) -> None:
+        self._connection = psycopg2.connect(**target.database)
+        self._connection.autocommit = True
+
+    def total(self) -> int:
+        with self._connection.cursor() as cursor:
+            cursor.execute("SELECT total FROM stream")
+            return int(cursor.fetchone()[0])
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def check(self, kind: str, before: int, messages: int) -> None:
+        """The path stored what it was sent and the no-op server nothing: each reached the server it meant to."""
+        stored = self.total() - before
+        if (kind == "path" and stored < messages) or (kind == "noop" and stored != 0):
+            raise RuntimeError(f"{kind} run of {messages} messages: {stored} stored")
+
+
 class Direct:
     """REST or gRPC: the generator's own rate; answered means stored (path) or answered (no-op)."""
 
-    def __init__(self, script: str, option: str, path_address: str, noop_address: str) -> None:
-        self._script, self._option = script, option
+    def __init__(self, script: str, option: str, stream: Stream, path_address: str, noop_address: str) -> None:
+        self._script, self._option, self._stream = script, option, stream
         self._addresses = {"path": path_address, "noop": noop_address}
 
     def measure(self, kind: str, load: Load) -> tuple[float, GeneratorRun]:
+        before = self._stream.total()
         generated = generators.run(
             self._script,
             {
@@ -98,18 +121,17 @@ class Direct:
                 "batch": load.batch,
             },
         )
+        self._stream.check(kind, before, generated.completed)
         return generated.rate, generated
 
 
 class Amqp:
     """AMQP: publishes with confirms, then waits for the consumer: the real one (path) or the no-op one."""
 
-    def __init__(self, stack: Stack, target: measure.Target) -> None:
-        self._stack = stack
+    def __init__(self, stack: Stack, stream: Stream) -> None:
+        self._stack, self._stream = stack, stream
         self._options: dict[str, object] = {"port": stack.port("rabbitmq", 5672), "user": "publisher"}
         self._env = {"AMQP_PASSWORD": stack.secret("amqp_publisher_password")}
-        self._database = psycopg2.connect(**target.database)
-        self._database.autocommit = True
         admin = pika.PlainCredentials("suite", stack.secret("rabbitmq_password"))
         self._broker = pika.BlockingConnection(
             pika.ConnectionParameters("127.0.0.1", stack.port("rabbitmq", 5672), credentials=admin)
@@ -120,11 +142,12 @@ class Amqp:
     def close(self) -> None:
         self.use("path")
         self._broker.close()
-        self._database.close()
 
     def measure(self, kind: str, load: Load) -> tuple[float, GeneratorRun]:
         self.use(kind)
+        before = self._stream.total()
         generated, done_at = self._publish(load, self._done(kind, load.messages))
+        self._stream.check(kind, before, load.messages)
         return load.messages / (done_at - generated.started_at), generated
 
     def use(self, kind: str) -> None:
@@ -161,13 +184,8 @@ class Amqp:
     def _done(self, kind: str, messages: int) -> Callable[[], bool]:
         if kind == "noop":
             return lambda: self._queue()[0] == 0
-        stored = self._total() + messages
-        return lambda: self._total() >= stored
-
-    def _total(self) -> int:
-        with self._database.cursor() as cursor:
-            cursor.execute("SELECT total FROM stream")
-            return int(cursor.fetchone()[0])
+        stored = self._stream.total() + messages
+        return lambda: self._stream.total() >= stored
 
     def _queue(self) -> tuple[int, int]:
         """The messages queue's ready messages and consumers (a passive declare: the broker's own count)."""
@@ -176,22 +194,28 @@ class Amqp:
 
 
 @contextmanager
-def _amqp(stack: Stack, target: measure.Target) -> Iterator[Amqp]:
-    amqp = Amqp(stack, target)
+def _stream_and_amqp(stack: Stack, target: measure.Target) -> Iterator[tuple[Stream, Amqp]]:
+    stream = Stream(target)
     try:
-        yield amqp
+        amqp = Amqp(stack, stream)
+        try:
+            yield stream, amqp
+        finally:
+            amqp.close()
     finally:
-        amqp.close()
+        stream.close()
 
 
 def compare(stack: Stack, target: measure.Target, counts: Counts, progress: Callable[[str], None]) -> list[ProtocolRow]:
     loads = counts.loads()
     database: dict[Load, list[float]] = {load: [] for load in loads}
     figures: dict[tuple[str, Load], Figures] = {}
-    with noop.rest_and_grpc(stack) as (rest_noop, grpc_noop), _amqp(stack, target) as amqp:
+    # Before the no-op servers start: `compose port` could answer with theirs (they run as the same service).
+    rest_path, grpc_path = stack.rest_url, stack.grpc_target
+    with noop.rest_and_grpc(stack) as (rest_noop, grpc_noop), _stream_and_amqp(stack, target) as (stream, amqp):
         drivers: dict[str, Driver] = {
-            "REST": Direct("rest.js", "url", stack.rest_url, rest_noop),
-            "gRPC": Direct("grpc.js", "target", stack.grpc_target, grpc_noop),
+            "REST": Direct("rest.js", "url", stream, rest_path, rest_noop),
+            "gRPC": Direct("grpc.js", "target", stream, grpc_path, grpc_noop),
             "RabbitMQ": amqp,
         }
         for round_number in range(counts.runs):
