@@ -55,7 +55,7 @@ class Counts:
         return (Load(16, 1, self.single), Load(1, 1, self.serial), Load(BATCH_CONCURRENCY, 100, self.batches))
 
 
-FULL = Counts(7, 4_000, 800, 100)
+FULL = Counts(7, 8_000, 1_500, 400)
 
 
 @dataclass
