@@ -239,6 +239,7 @@ def compare(stack: Stack, target: measure.Target, counts: Counts, progress: Call
             Spread(tuple(database[load])),
             Spread(tuple(found.generator_cpu)),
             found.errors,
+            waits_for_store=protocol != "RabbitMQ",
         )
         for (protocol, load), found in figures.items()
     ]

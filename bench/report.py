@@ -52,11 +52,12 @@ class ProtocolRow:
     database: Spread
     generator_cpu: Spread  # the load generator's share of one core, every run of path and no-op
     errors: dict[str, int]
+    waits_for_store: bool = True  # the sender's answer comes after the store (not AMQP: the broker confirms)
 
     @property
     def serial_bound(self) -> float | None:
         """At concurrency 1 every message pays the database's round trip and the server's in turn."""
-        if self.concurrency != 1 or self.batch != 1:
+        if self.concurrency != 1 or self.batch != 1 or not self.waits_for_store:
             return None
         return 1 / (1 / self.database.median + 1 / self.noop.median)
 
@@ -185,16 +186,18 @@ class Results:
 
 
 PROTOCOLS_METHOD = (
-    "Each figure is the median of the runs, the lowest and highest in brackets; every round measured each "
-    "figure once, the path and the no-op server in alternating order. The same Node load generator "
+    "Each figure is the median of the runs, the lowest and highest in brackets; every round measured each"
+    " figure once, the path and the no-op server in alternating order. The same Node load generator "
     "(bench/load/: autocannon for REST, a gRPC client on node:http2, amqplib with publisher confirms) "
-    "drove each path and its no-op ceiling: the same image, settings and middleware answering without storing (the "
-    "`.noop` module of each server). The database ceiling is the store statement issued straight at "
-    "PostgreSQL with the same concurrency and batch size. Serial bound, at concurrency 1: "
-    "1 / (1/database + 1/no-op). REST and gRPC count a message when its answer arrives; RabbitMQ counts "
-    "from the first publish until the messages are stored (path) or the queue's last message was delivered "
-    "to the no-op consumer (at most its prefetch then awaits an acknowledgement). Generator CPU: its "
-    "share of one core over its runs, median and highest (below about 80% it was not the limit)."
+    "drove each path and its no-op ceiling: the same image, settings and middleware answering without "
+    "storing (the `.noop` module of each server). The database ceiling is the store statement issued "
+    "straight at PostgreSQL with the same concurrency and batch size. Serial bound, at concurrency 1: 1 /"
+    " (1/database + 1/no-op), for REST and gRPC only (an AMQP publisher waits for the broker's confirm, "
+    "not for the store, so its path is not serial). REST and gRPC count a message when its answer "
+    "arrives; RabbitMQ counts from the first publish until the messages are stored (path) or the queue's "
+    "last message was delivered to the no-op consumer (at most its prefetch then awaits an "
+    "acknowledgement). Generator CPU: its share of one core over its runs, median and highest (below "
+    "about 80% it was not the limit)."
 )
 
 

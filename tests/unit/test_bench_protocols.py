@@ -30,6 +30,10 @@ def test_the_serial_bound_is_the_sum_of_both_round_trips_at_concurrency_1_only()
     assert serial.ratios() == ("40%", "27%", "67%")
     assert row(16, 1, 400, 1_000, 1_500).serial_bound is None
     assert row(1, 100, 400, 1_000, 1_500).serial_bound is None
+    amqp = ProtocolRow(
+        "RabbitMQ", 1, 1, 100, Spread((1.0,)), Spread((1.0,)), Spread((1.0,)), Spread((0.1,)), {}, waits_for_store=False
+    )
+    assert amqp.serial_bound is None  # the broker's confirm comes before the store: not serial
 
 
 def test_the_table_names_the_errors_by_kind() -> None:
