@@ -48,7 +48,7 @@ class Size:
     scaling: int  # messages per replica-scaling run
     openings: tuple[int, ...] = (100_000, 1_000_000)  # messages stored when the dashboard's opening is timed
     node_listeners: int = 1_000  # fan-out section: listeners held by the Node process
-    node_rates: tuple[int, ...] = (25, 50, 75, 100, 150, 200)  # its ladder of offered rates, msg/s
+    node_rates: tuple[int, ...] = (10, 25, 50, 75, 100, 150, 200)  # its ladder of offered rates, msg/s
     node_seconds: float = 10.0  # sending time at each rate
     node_runs: int = 3  # runs per rate (the run of median p99 is reported)
 

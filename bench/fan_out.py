@@ -62,6 +62,14 @@ class FanOutRun:
             and self.sent_rate >= 0.95 * self.offered
         )
 
+    def summary(self) -> str:
+        return (
+            f"{self.complete}/{self.listeners} complete, {self.closed_early} closed early {self.closes}, "
+            f"p50/p99 {self.p50:.1f}/{self.p99:.1f} ms, sent {self.sent_rate:.1f} msg/s, Node CPU {self.node_cpu:.0%} "
+            f"(event loop p99 {self.event_loop_p99:.1f} ms), hub CPU "
+            + (f"{self.hub_cpu:.0%}" if self.hub_cpu is not None else "unknown")
+        )
+
 
 def check_node() -> None:
     if shutil.which("node") is None:
@@ -212,16 +220,17 @@ def ladder(
     runs: int,
     progress: Callable[[str], None],
 ) -> list[FanOutRun]:
-    """Each rate `runs` times, keeping the run of median p99; stops after the first rate that does not keep up."""
+    """Each rate `runs` times, keeping the run of median p99; stops after two rates in a row that do not keep up."""
     chosen: list[FanOutRun] = []
     for rate in rates:
         measured = []
         for run in range(runs):
             progress(f"fan-out: {listeners} Node listeners, {rate} msg/s for {seconds:g} s (run {run + 1}/{runs})")
             measured.append(run_rate(stack, target, make_sender, listeners, rate, seconds))
+            progress(f"fan-out: {measured[-1].summary()}")
             time.sleep(2)  # the hub closes the last run's sockets
         measured.sort(key=lambda r: r.p99)
         chosen.append(measured[len(measured) // 2])
-        if not chosen[-1].keeps_up:
+        if len(chosen) >= 2 and not chosen[-1].keeps_up and not chosen[-2].keeps_up:
             break
     return chosen
