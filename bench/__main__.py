@@ -11,6 +11,7 @@ scripts/test.sh) and the generated gRPC code on the path: see the README.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -143,7 +144,7 @@ def run_dashboard(stack: Stack, size: Size, results: Results) -> None:
         results.openings.append((newest, median_of(3, lambda n=newest: dashboard.newest_shown_ms(stack, n))))
 
 
-def run_fan_out(stack: Stack, size: Size, results: Results) -> None:
+def run_fan_out(stack: Stack, size: Size, results: Results, route: str = "container") -> None:
     """Listeners in a Node process (bench/fanout), a ladder of offered rates through REST."""
     fan_out.check_node()
     progress("fan-out: warming up REST with 300 messages")
@@ -151,8 +152,9 @@ def run_fan_out(stack: Stack, size: Size, results: Results) -> None:
     rest = senders(stack)["REST"]
     measure.throughput(target, rest, 4, 300, 1)
     results.fan_out_runs = size.node_runs
+    results.fan_out_route = route
     results.fan_out = fan_out.ladder(
-        stack, target, rest, size.node_listeners, size.node_rates, size.node_seconds, size.node_runs, progress
+        stack, target, rest, size.node_listeners, size.node_rates, size.node_seconds, size.node_runs, route, progress
     )
 
 
@@ -244,6 +246,13 @@ def main(argv: list[str]) -> int:
         "dashboard: the dashboard's opening time in headless Chromium at each size of the table; "
         "fan-out: 1,000 listeners in a Node process (bench/fanout) at a ladder of offered rates",
     )
+    parser.add_argument(
+        "--hub-route",
+        choices=["container", "published"],
+        default="container",
+        help="fan-out: Node reaches the hub at its container address (default) or at the published host port, "
+        "through Docker's userland proxy",
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     # The listener thread shares this process with the sending threads; a short
@@ -263,7 +272,7 @@ def main(argv: list[str]) -> int:
             "scaling": run_scaling,
             "metrics-cost": run_metrics_cost,
             "dashboard": run_dashboard,
-            "fan-out": run_fan_out,
+            "fan-out": functools.partial(run_fan_out, route=args.hub_route),
         }
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:

@@ -51,6 +51,7 @@ class FanOutRun:
     max: float
     node_cpu: float  # the Node process's CPU seconds over elapsed seconds (1.0 = one core)
     hub_cpu: float | None  # the hub container's, same window; None where its cgroup is not readable
+    machine_busy: float  # share of all the machine's cores busy in that window (everything: other work too)
     event_loop_p99: float  # ms: how late the Node process ran its callbacks
 
     @property
@@ -68,6 +69,7 @@ class FanOutRun:
             f"p50/p99 {self.p50:.1f}/{self.p99:.1f} ms, sent {self.sent_rate:.1f} msg/s, Node CPU {self.node_cpu:.0%} "
             f"(event loop p99 {self.event_loop_p99:.1f} ms), hub CPU "
             + (f"{self.hub_cpu:.0%}" if self.hub_cpu is not None else "unknown")
+            + f", machine {self.machine_busy:.0%} busy"
         )
 
 
@@ -122,6 +124,28 @@ class NodeListeners:
             self._process.wait()
 
 
+def hub_url(stack: Stack, route: str) -> str:
+    """The hub as the Node listeners reach it: "published" is the host port (through Docker's userland proxy,
+    which copies every frame once more); "container" is the hub container's own address on the stack's network."""
+    if route == "published":
+        return stack.hub_url
+    if stack.tls:
+        raise RuntimeError("fan-out listeners speak plain ws only; run it on a stack without TLS")
+    container = stack.compose("ps", "-q", "websocket-hub").stdout.split()[0]
+    template = f'{{{{(index .NetworkSettings.Networks "{stack.network}").IPAddress}}}}'
+    address = subprocess.run(
+        ["docker", "inspect", "-f", template, container], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return f"ws://{address}:8765"
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
 def container_cpu_seconds(stack: Stack, service: str) -> float | None:
     """CPU seconds the service's (first) container used so far, from its cgroup on the host (v1 or v2)."""
     container = stack.compose("ps", "-q", service).stdout.split()
@@ -170,7 +194,13 @@ def _send_paced(make_sender: Callable[[], Sender], rate: int, seconds: float) ->
 
 
 def run_rate(
-    stack: Stack, target: Target, make_sender: Callable[[], Sender], listeners: int, rate: int, seconds: float
+    stack: Stack,
+    target: Target,
+    make_sender: Callable[[], Sender],
+    listeners: int,
+    rate: int,
+    seconds: float,
+    route: str,
 ) -> FanOutRun:
     warm = PerThread(make_sender, close_sender)  # the REST connection opened outside the measured window
     warm.get().send(f"fan-out warm-up {uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
@@ -178,12 +208,14 @@ def run_rate(
     first = target.total()
     drain = max(30.0, 3 * seconds)
     token = stack.secret("listener_token") if stack.env.get("AUTH") == "on" else None
-    node = NodeListeners(target.hub_url, first, listeners, drain, token)
+    node = NodeListeners(hub_url(stack, route), first, listeners, drain, token)
     try:
         node.wait_ready()
         hub_before = container_cpu_seconds(stack, "websocket-hub")
+        machine_before = machine_ticks()
         sent_rate = _send_paced(make_sender, rate, seconds)
         summary = node.finish(target.total(), timeout=drain + 60)
+        machine_after = machine_ticks()
         hub_after = container_cpu_seconds(stack, "websocket-hub")
     finally:
         node.close()
@@ -206,6 +238,7 @@ def run_rate(
         max=float(delay["max"] or 0),
         node_cpu=float(summary["cpu_seconds"]) / elapsed,
         hub_cpu=hub_cpu,
+        machine_busy=(machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1]),
         event_loop_p99=float(summary["event_loop_delay_p99_ms"]),
     )
 
@@ -218,6 +251,7 @@ def ladder(
     rates: tuple[int, ...],
     seconds: float,
     runs: int,
+    route: str,
     progress: Callable[[str], None],
 ) -> list[FanOutRun]:
     """Each rate `runs` times, keeping the run of median p99; stops after two rates in a row that do not keep up."""
@@ -225,8 +259,11 @@ def ladder(
     for rate in rates:
         measured = []
         for run in range(runs):
-            progress(f"fan-out: {listeners} Node listeners, {rate} msg/s for {seconds:g} s (run {run + 1}/{runs})")
-            measured.append(run_rate(stack, target, make_sender, listeners, rate, seconds))
+            progress(
+                f"fan-out: {listeners} Node listeners ({route} address), {rate} msg/s for {seconds:g} s"
+                f" (run {run + 1}/{runs})"
+            )
+            measured.append(run_rate(stack, target, make_sender, listeners, rate, seconds, route))
             progress(f"fan-out: {measured[-1].summary()}")
             time.sleep(2)  # the hub closes the last run's sockets
         measured.sort(key=lambda r: r.p99)
