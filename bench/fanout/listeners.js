@@ -93,40 +93,52 @@ class ListenerGroup {
   async connect(index) {
     const listener = { expected: this.options.after + 1, broken: false, closed: null, socket: null };
     this.state[index] = listener;
-    const url = `${this.options.url}?after=${this.options.after}`;
-    const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
     for (let attempt = 1; ; attempt++) {
       try {
-        listener.socket = await new Promise((resolve, reject) => {
-          const socket = new WebSocket(url, {
-            headers,
-            perMessageDeflate: false,
-            maxPayload: 0,
-            handshakeTimeout: 30000,
-            skipUTF8Validation: true, // the client's own cost is not what is measured; JSON.parse still reads every frame
-          });
-          socket.once("open", () => resolve(socket));
-          socket.once("error", reject);
-          socket.once("unexpected-response", (request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
-        });
-        break;
+        listener.socket = await this.openSocket(index, listener);
+        return;
       } catch (error) {
         if (attempt >= OPEN_ATTEMPTS) throw new Error(`listener ${this.base + index} did not open: ${error.message}`);
         await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
     }
-    const socket = listener.socket;
-    socket.on("message", (data) => this.received(index, listener, data));
-    socket.on("error", () => {}); // the close that follows is what we record
-    socket.on("close", (code, reason) => {
-      listener.closed = { code, reason: reason.toString() };
-      const key = String(code);
-      this.closes[key] = (this.closes[key] || 0) + 1;
-      if (listener.expected <= (this.last ?? Infinity)) {
-        process.stderr.write(`listener ${this.base + index} closed at id ${listener.expected - 1}: ${code} ${reason}\n`);
-      }
-      this.checkDone();
+  }
+
+  // Handlers go on before "open": frames sent right after the handshake can arrive in the same read, and ws
+  // emits them before an awaiting caller would resume.
+  openSocket(index, listener) {
+    const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(`${this.options.url}?after=${this.options.after}`, {
+        headers,
+        perMessageDeflate: false,
+        maxPayload: 0,
+        handshakeTimeout: 30000,
+        skipUTF8Validation: true, // the client's own cost is not what is measured; JSON.parse still reads every frame
+      });
+      let opened = false;
+      socket.on("message", (data) => this.received(index, listener, data));
+      socket.once("open", () => {
+        opened = true;
+        resolve(socket);
+      });
+      socket.on("error", (error) => opened || reject(error)); // after open, the close that follows is recorded
+      socket.once("unexpected-response", (request, response) => {
+        reject(new Error(`HTTP ${response.statusCode}`));
+        request.destroy();
+      });
+      socket.on("close", (code, reason) => opened && this.closed(index, listener, code, reason.toString()));
     });
+  }
+
+  closed(index, listener, code, reason) {
+    listener.closed = { code, reason };
+    const key = String(code);
+    this.closes[key] = (this.closes[key] || 0) + 1;
+    if (listener.expected <= (this.last ?? Infinity)) {
+      process.stderr.write(`listener ${this.base + index} closed at id ${listener.expected - 1}: ${code} ${reason}\n`);
+    }
+    this.checkDone();
   }
 
   received(index, listener, data) {
@@ -156,14 +168,18 @@ class ListenerGroup {
     if (this.last !== null && id >= this.last) this.checkDone();
   }
 
+  reachedLast(listener) {
+    return this.last !== null && listener.expected > this.last;
+  }
+
   complete(listener) {
-    return !listener.broken && this.last !== null && listener.expected > this.last;
+    return !listener.broken && this.reachedLast(listener);
   }
 
   // Every listener either has the last id or is closed: nothing more to wait for.
   checkDone() {
     if (!this.finished || this.last === null) return;
-    if (this.state.every((listener) => this.complete(listener) || listener.closed)) this.finished();
+    if (this.state.every((listener) => this.reachedLast(listener) || listener.closed)) this.finished();
   }
 
   // Resolves when every listener is done, or `timeout` seconds after the last id is known.
