@@ -9,6 +9,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+import uvloop
+
 from msgsuite import crash, logs
 from msgsuite.auth import TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool
@@ -82,7 +84,8 @@ def main() -> int:
     settings = load_or_exit(log, HubSettings.from_env)
     crash.exit_on_thread_errors()
     wait_for_schema(settings.database, log)
-    asyncio.run(run(settings))
+    # uvloop: the hub's work is writing frames to sockets, which it does in C.
+    uvloop.run(run(settings))
     return 0
 
 

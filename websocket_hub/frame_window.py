@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from msgsuite import metrics
 
@@ -22,6 +23,12 @@ NOTIFICATION_DELAY = metrics.histogram(
 )
 
 
+class Relay(Protocol):
+    def relay(self, frames: list[Frame]) -> None: ...
+
+    def release_all(self, head: int) -> None: ...
+
+
 class FrameWindow:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -31,6 +38,11 @@ class FrameWindow:
         self._frames: list[Frame] = []
         self._changed = asyncio.Event()
         self._ready = asyncio.Event()
+        self._relay: Relay | None = None
+
+    def relay_to(self, relay: Relay) -> None:
+        """`relay` gets each run of new frames as it is published, and hears of every other change."""
+        self._relay = relay
 
     @property
     def changed(self) -> asyncio.Event:
@@ -45,6 +57,7 @@ class FrameWindow:
     def set_epoch(self, epoch: str, head: int = 0) -> None:
         """The database says which stream it holds; memory starts after id `head` of it."""
         if epoch != self.epoch:
+            self._release_all()
             self.epoch = epoch
             self.head = head
             self._frames = []
@@ -55,6 +68,7 @@ class FrameWindow:
         """Forget memory and continue after `head`: the follower fell further behind
         than memory holds, and listeners that far back read the table anyway."""
         if epoch == self.epoch and head > self.head:
+            self._release_all()
             self.head = head
             self._frames = []
             self._wake()
@@ -72,6 +86,8 @@ class FrameWindow:
         self.head = frames[-1].id
         if len(self._frames) > 2 * self.capacity:
             del self._frames[: len(self._frames) - self.capacity]
+        if self._relay is not None:
+            self._relay.relay(frames)
         self._wake()
 
     def mark_database_ok(self) -> None:
@@ -85,6 +101,10 @@ class FrameWindow:
             return None
         start = cursor + 1 - self._frames[0].id
         return self._frames[start : start + limit]
+
+    def _release_all(self) -> None:
+        if self._relay is not None:
+            self._relay.release_all(self.head)
 
     def _wake(self) -> None:
         HEAD.set(self.head)

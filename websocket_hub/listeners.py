@@ -1,15 +1,30 @@
-"""One coroutine pair per listener: send frames in id order, refuse anything it sends."""
+"""One coroutine pair per listener: send frames in id order, refuse anything it sends.
+
+A listener behind the head is sent its frames one awaited send at a time
+(from memory or the table). Once it has everything up to the head it is
+"live": each run of new frames is encoded once, as WebSocket frames, and
+written to every live listener's socket straight from FrameWindow.publish,
+with no task switch and no per-listener framing (what websockets' broadcast()
+does, minus encoding the frame again for every connection). Such a write
+does not wait for a slow peer, so before each one a live listener whose
+unsent bytes pass WRITE_BUFFER_LIMIT is released back to the awaited sends,
+where a send that waits longer than the slow-listener timeout cuts it off.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
+from websockets.protocol import State
 
 from msgsuite import metrics
 from msgsuite.database import ConnectionPool, DatabaseUnavailable
@@ -22,6 +37,21 @@ log = logging.getLogger("websocket-hub")
 
 BATCH = 500
 MAX_TAIL = 1000
+# Bytes a live listener may have unsent before it goes back to awaited sends;
+# also the connections' high-water mark for those (see server.py).
+WRITE_BUFFER_LIMIT = 64 * 1024
+
+
+def write_frames(connections: Iterable[ServerConnection], frames: list[Frame]) -> None:
+    """The frames as one write per open connection: text frames, unmasked and uncompressed
+    (a server's frames are never masked, and the hub turns compression off)."""
+    encoded = b"".join(WireFrame(Opcode.TEXT, frame.data.encode()).serialize(mask=False) for frame in frames)
+    for websocket in connections:
+        if websocket.protocol.state is State.OPEN:
+            websocket.transport.write(encoded)
+
+
+WriteFrames = Callable[[Iterable[ServerConnection], list[Frame]], None]
 
 LISTENERS = metrics.gauge("msgsuite_hub_listeners", "Listeners connected now")
 FRAMES_SENT = metrics.counter("msgsuite_hub_frames_sent", "Frames written to listeners (one per listener per frame)")
@@ -83,12 +113,46 @@ def parse_subscription(target: str) -> Subscription:
     return Subscription(int(after_values[0]), epoch_values[0] if epoch_values else None, tail)
 
 
+@dataclass(eq=False)
+class _LiveListener:
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    cursor: int = 0  # set on release: the last id written to it
+
+
 class Listeners:
-    def __init__(self, window: FrameWindow, pool: ConnectionPool, send_timeout: float) -> None:
+    def __init__(
+        self, window: FrameWindow, pool: ConnectionPool, send_timeout: float, write_to_all: WriteFrames = write_frames
+    ) -> None:
         self._window = window
         self._pool = pool
         self._send_timeout = send_timeout
+        self._write_to_all = write_to_all
+        self._live: dict[ServerConnection, _LiveListener] = {}
         self.connected = 0
+        window.relay_to(self)
+
+    def relay(self, frames: list[Frame]) -> None:
+        """Called by the window with each new run of frames, which follow its previous head."""
+        if not self._live:
+            return
+        before = frames[0].id - 1
+        for websocket, listener in list(self._live.items()):
+            if websocket.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                self._release(websocket, listener, before)
+        live = list(self._live)
+        self._write_to_all(live, frames)
+        FRAMES_SENT.inc(len(live) * len(frames))
+
+    def release_all(self, head: int) -> None:
+        """The window changed other than by new frames (a new epoch, a skip): every live
+        listener goes back to its own loop, which has written up to `head`."""
+        for websocket, listener in list(self._live.items()):
+            self._release(websocket, listener, head)
+
+    def _release(self, websocket: ServerConnection, listener: _LiveListener, cursor: int) -> None:
+        del self._live[websocket]
+        listener.cursor = cursor
+        listener.released.set()
 
     async def serve(self, websocket: ServerConnection) -> None:
         subscription = parse_subscription(websocket.request.path if websocket.request else "")
@@ -106,6 +170,7 @@ class Listeners:
         finally:
             for task in (sender, refuser):
                 task.cancel()
+            self._live.pop(websocket, None)
             self.connected -= 1
             LISTENERS.set(self.connected)
 
@@ -145,7 +210,10 @@ class Listeners:
                         await _stream_replaced(websocket)
                         return
                 if not frames:
-                    await changed.wait()
+                    if cursor == self._window.head:
+                        cursor = await self._live_until_released(websocket)
+                    else:  # asked for ids after the head: wait for them
+                        await changed.wait()
                     continue
                 for frame in frames:
                     await asyncio.wait_for(websocket.send(frame.data), self._send_timeout)
@@ -162,6 +230,16 @@ class Listeners:
             websocket.transport.abort()
         except ConnectionClosed:
             return
+
+    async def _live_until_released(self, websocket: ServerConnection) -> int:
+        """Caught up: new frames reach it through relay() until it is released; returns its cursor then."""
+        listener = _LiveListener()
+        self._live[websocket] = listener
+        try:
+            await listener.released.wait()
+        finally:
+            self._live.pop(websocket, None)
+        return listener.cursor
 
     async def _read_back(self, epoch: str, cursor: int) -> list[Frame] | None:
         """Frames older than the hub's memory, from the table itself; None when the

@@ -13,7 +13,7 @@ from msgsuite.settings import number
 
 from .access import select_subprotocol
 from .http_routes import Routes
-from .listeners import Listeners
+from .listeners import WRITE_BUFFER_LIMIT, Listeners
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ async def serve_hub(
         select_subprotocol=select_subprotocol,
         compression=None,  # the same frame goes to every listener; deflating it per listener costs CPU
         max_size=1024,  # listeners have nothing to send
-        write_limit=64 * 1024,  # a stalled listener shows up after 64 KiB, not megabytes
+        write_limit=WRITE_BUFFER_LIMIT,  # a stalled listener shows up after 64 KiB, not megabytes
         ping_interval=keepalive.interval,
         ping_timeout=keepalive.timeout,
         close_timeout=keepalive.timeout,

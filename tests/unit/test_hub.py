@@ -142,6 +142,10 @@ def test_health_is_200_only_while_the_follower_reads_the_database_lately(window:
 class FakeTransport:
     def __init__(self) -> None:
         self.aborted = False
+        self.unsent_bytes = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.unsent_bytes
 
     def abort(self) -> None:
         self.aborted = True
@@ -191,12 +195,19 @@ class FakeWebSocket:
         return [frame["id"] for frame in self.sent]
 
 
+def fake_broadcast(connections: Any, published: list[Any]) -> None:
+    """listeners.write_frames for FakeWebSockets: written at once, skipped once closed."""
+    for websocket in connections:
+        if websocket.close_code is None:
+            websocket.sent.extend(json.loads(frame.data) for frame in published)
+
+
 def test_frames_go_out_in_id_order_from_memory_then_as_they_are_published() -> None:
     async def test() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e1", 0)
         window.publish("e1", frames(1, 5))
-        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=2&epoch=e1")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [3, 4, 5], "the frames in memory")
@@ -211,13 +222,98 @@ def test_frames_go_out_in_id_order_from_memory_then_as_they_are_published() -> N
     run(test)
 
 
+def test_a_caught_up_listener_gets_new_frames_written_at_publish_and_one_behind_is_not() -> None:
+    async def test() -> None:
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 3))
+        written: list[tuple[list[Any], int]] = []
+
+        def recording_broadcast(connections: Any, published: list[Any]) -> None:
+            written.append((list(connections), [frame.id for frame in published]))
+            fake_broadcast(connections, published)
+
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=recording_broadcast)  # type: ignore[arg-type]
+        live, behind = FakeWebSocket(), FakeWebSocket("/notifications?after=1")
+        gate = asyncio.Event()
+
+        async def held(data: str) -> None:
+            await gate.wait()  # this listener's own sends are held up
+
+        behind.send_hook = held
+        serving = [asyncio.create_task(listeners.serve(ws)) for ws in (live, behind)]  # type: ignore[arg-type]
+        await until(lambda: live.ids == [1, 2, 3], "the first listener catching up")
+        await _sleep(0.01)
+        window.publish("e1", frames(4, 5))
+        # Written at publish, in order, to the caught-up listener only: no task switch in between.
+        assert written == [([live], [4, 5])] and live.ids == [1, 2, 3, 4, 5]
+        gate.set()
+        await until(lambda: behind.ids == [2, 3, 4, 5], "the other listener by its own sends")
+        await _sleep(0.01)
+        window.publish("e1", frames(6, 6))
+        assert written[-1] == ([live, behind], [6]) and behind.ids == [2, 3, 4, 5, 6]
+        for websocket in (live, behind):
+            websocket.listener_leaves()
+        await asyncio.gather(*serving)
+        assert listeners.connected == 0
+
+    run(test)
+
+
+def test_a_live_listener_with_unsent_bytes_is_released_to_its_own_sends_and_cut_if_it_stays_stuck() -> None:
+    async def test() -> None:
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 2))
+        listeners = Listeners(window, FakePool(), send_timeout=0.05, write_to_all=fake_broadcast)  # type: ignore[arg-type]
+        slow, fine = FakeWebSocket(), FakeWebSocket()
+        serving = [asyncio.create_task(listeners.serve(ws)) for ws in (slow, fine)]  # type: ignore[arg-type]
+        await until(lambda: slow.ids == [1, 2] and fine.ids == [1, 2], "both listeners caught up")
+        await _sleep(0.01)
+        slow.transport.unsent_bytes = listeners_module.WRITE_BUFFER_LIMIT + 1
+        never = asyncio.get_running_loop().create_future()
+
+        async def stuck(data: str) -> None:
+            await never
+
+        slow.send_hook = stuck
+        window.publish("e1", frames(3, 4))
+        assert fine.ids == [1, 2, 3, 4] and slow.ids == [1, 2]  # not written past its limit
+        await serving[0]  # its own send of frame 3 waited longer than the timeout
+        assert slow.transport.aborted and not fine.transport.aborted
+        window.publish("e1", frames(5, 5))
+        assert fine.ids == [1, 2, 3, 4, 5]
+        fine.listener_leaves()
+        await serving[1]
+
+    run(test)
+
+
+def test_a_live_listener_released_by_a_new_stream_is_closed_with_1012() -> None:
+    async def test() -> None:
+        window = FrameWindow(capacity=100)
+        window.set_epoch("e1", 0)
+        window.publish("e1", frames(1, 2))
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
+        websocket = FakeWebSocket()
+        serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
+        await until(lambda: websocket.ids == [1, 2], "the listener caught up")
+        await _sleep(0.01)
+        window.set_epoch("e2", 0)
+        await until(lambda: websocket.close_code == CLOSE_RESTART, "the close")
+        websocket.listener_leaves()
+        await serving
+
+    run(test)
+
+
 def test_frames_older_than_memory_are_read_back_from_the_table() -> None:
     async def test() -> None:
         window = FrameWindow(capacity=3)
         window.set_epoch("e1", 10)  # memory starts after id 10
         window.publish("e1", frames(11, 13))
         pool = FakePool(FakeDatabase([record(i) for i in range(1, 11)], epoch="e1"))
-        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=4")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == list(range(5, 14)), "the table, then memory")
@@ -242,7 +338,7 @@ def test_a_read_back_waits_out_an_unavailable_database(monkeypatch: pytest.Monke
         window.set_epoch("e1", 2)
         pool = FakePool(FakeDatabase([record(1), record(2)]))
         pool.database.failures["FROM stream"] = [DatabaseUnavailable("could not connect")]
-        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2], "the frames after the outage")
@@ -258,7 +354,7 @@ def test_a_listener_of_another_epoch_replays_from_the_start() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e2", 0)
         window.publish("e2", frames(1, 3, epoch="e2"))
-        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket("/notifications?after=2&epoch=e1")
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2, 3], "the new stream from its start")
@@ -273,7 +369,7 @@ def test_a_replaced_stream_closes_the_listener_with_1012() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e1", 0)
         window.publish("e1", frames(1, 2))
-        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         await until(lambda: websocket.ids == [1, 2], "the first frames")
@@ -289,7 +385,7 @@ def test_a_read_back_that_finds_another_stream_closes_the_listener_with_1012() -
         window = FrameWindow(capacity=3)
         window.set_epoch("e1", 5)
         pool = FakePool(FakeDatabase([record(i) for i in range(1, 6)], epoch="e2"))
-        listeners = Listeners(window, pool, send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, pool, send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         await listeners.serve(websocket)  # type: ignore[arg-type]
         assert websocket.close_code == CLOSE_RESTART and websocket.sent == []
@@ -301,7 +397,7 @@ def test_a_listener_that_sends_is_closed_with_policy_violation() -> None:
     async def test() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e1", 0)
-        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         websocket = FakeWebSocket()
         serving = asyncio.create_task(listeners.serve(websocket))  # type: ignore[arg-type]
         websocket.listener_sends("hola hub")
@@ -315,7 +411,7 @@ def test_a_failing_sender_closes_only_its_own_listener_with_1011(caplog: pytest.
     async def test() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e1", 0)
-        listeners = Listeners(window, FakePool(), send_timeout=1.0)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=1.0, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         failing, healthy = FakeWebSocket(), FakeWebSocket()
 
         async def fail_on_the_second(data: str) -> None:
@@ -343,7 +439,7 @@ def test_a_listener_too_slow_to_take_a_frame_is_aborted() -> None:
         window = FrameWindow(capacity=100)
         window.set_epoch("e1", 0)
         window.publish("e1", frames(1, 3))
-        listeners = Listeners(window, FakePool(), send_timeout=0.01)  # type: ignore[arg-type]
+        listeners = Listeners(window, FakePool(), send_timeout=0.01, write_to_all=fake_broadcast)  # type: ignore[arg-type]
         stalled, fine = FakeWebSocket(), FakeWebSocket()
         never = asyncio.get_running_loop().create_future()
 
