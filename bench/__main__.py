@@ -11,12 +11,13 @@ scripts/test.sh) and the generated gRPC code on the path: see the README.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
@@ -28,9 +29,10 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import dashboard, measure, metrics_cost, scaling
+from . import dashboard, fan_out, measure, metrics_cost, scaling
 from .report import Results, Row
 
+BENCH_LISTENERS_PER_ADDRESS = 5_000  # the hub's default (1,000) is just the fan-out section's count
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
 
 
@@ -46,6 +48,10 @@ class Size:
     preload: int
     scaling: int  # messages per replica-scaling run
     openings: tuple[int, ...] = (100_000, 1_000_000)  # messages stored when the dashboard's opening is timed
+    node_listeners: int = 1_000  # fan-out section: listeners held by the Node process
+    node_rates: tuple[int, ...] = (10, 25, 50, 75, 100, 150, 200)  # its ladder of offered rates, msg/s
+    node_seconds: float = 10.0  # sending time at each rate
+    node_runs: int = 3  # runs per rate (the run of median p99 is reported)
 
 
 SIZES = {
@@ -53,6 +59,9 @@ SIZES = {
     "quick": Size(600, 6_000, (1, 8), (50, 200), 4.0, (1, 10, 100), 50_000, 100_000, 2_000, (100_000,)),
     "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000, 6_000),
 }
+# The fan-out section's ladder, shorter at tiny and quick.
+SIZES["tiny"] = replace(SIZES["tiny"], node_listeners=20, node_rates=(10, 20), node_seconds=2.0, node_runs=1)
+SIZES["quick"] = replace(SIZES["quick"], node_seconds=5.0, node_runs=1)
 
 
 def progress(text: str) -> None:
@@ -133,6 +142,20 @@ def run_dashboard(stack: Stack, size: Size, results: Results) -> None:
         newest = target.total()
         progress(f"dashboard: opening the page at {newest:,} stored")
         results.openings.append((newest, median_of(3, lambda n=newest: dashboard.newest_shown_ms(stack, n))))
+
+
+def run_fan_out(stack: Stack, size: Size, results: Results, route: str = "container") -> None:
+    """Listeners in a Node process (bench/fanout), a ladder of offered rates through REST."""
+    fan_out.check_node()
+    progress("fan-out: warming up REST with 300 messages")
+    target = database_target(stack)
+    rest = senders(stack)["REST"]
+    measure.throughput(target, rest, 4, 300, 1)
+    results.fan_out_runs = size.node_runs
+    results.fan_out_route = route
+    results.fan_out = fan_out.ladder(
+        stack, target, rest, size.node_listeners, size.node_rates, size.node_seconds, size.node_runs, route, progress
+    )
 
 
 def run(stack: Stack, size: Size, results: Results) -> None:
@@ -217,10 +240,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "metrics-cost", "dashboard"],
+        choices=["scaling", "metrics-cost", "dashboard", "fan-out"],
         help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
         "metrics-cost: throughput with metrics on and off (README, Performance); "
-        "dashboard: the dashboard's opening time in headless Chromium at each size of the table",
+        "dashboard: the dashboard's opening time in headless Chromium at each size of the table; "
+        "fan-out: 1,000 listeners in a Node process (bench/fanout) at a ladder of offered rates",
+    )
+    parser.add_argument(
+        "--hub-route",
+        choices=["container", "published"],
+        default="container",
+        help="fan-out: Node reaches the hub at its container address (default) or at the published host port, "
+        "through Docker's userland proxy",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -229,17 +260,24 @@ def main(argv: list[str]) -> int:
     # every latency it measures.
     sys.setswitchinterval(0.0005)
     stack = Stack(args.project or f"msgsuite-bench-{uuid.uuid4().hex[:6]}")
+    # Every listener of the benchmark connects from one address (the host, through Docker's port mapping).
+    stack.env["HUB_MAX_LISTENERS_PER_ADDRESS"] = str(BENCH_LISTENERS_PER_ADDRESS)
     results = Results()
     try:
         if not args.project:
             progress(f"building and starting compose project {stack.project}")
             stack.compose("build", timeout=1800)
             stack.up(*SERVICES)
-        sections = {"scaling": run_scaling, "metrics-cost": run_metrics_cost, "dashboard": run_dashboard}
+        sections = {
+            "scaling": run_scaling,
+            "metrics-cost": run_metrics_cost,
+            "dashboard": run_dashboard,
+            "fan-out": functools.partial(run_fan_out, route=args.hub_route),
+        }
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
-        print(results.table(), results.latency_table(), sep="\n\n", file=sys.stderr)
+        print(results.table(), results.latency_table(), results.fan_out_table(), sep="\n\n", file=sys.stderr)
         raise
     finally:
         if not args.project:
@@ -251,6 +289,9 @@ def main(argv: list[str]) -> int:
     if results.openings:
         print()
         print(results.openings_table())
+    if results.fan_out:
+        print()
+        print(results.fan_out_table())
     report, plot = results.write(args.results, args.size)
     print(f"\nreport: {report}\nplot:   {plot}")
     return 0
