@@ -11,12 +11,13 @@ scripts/test.sh) and the generated gRPC code on the path: see the README.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import requests
@@ -28,9 +29,10 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import dashboard, measure, metrics_cost, protocols, scaling
+from . import dashboard, fan_out, measure, metrics_cost, protocols, scaling
 from .report import Results, Row
 
+BENCH_LISTENERS_PER_ADDRESS = 5_000  # the hub's default (1,000) is just the fan-out section's count
 SERVICES = ["database", "rabbitmq", "grpc-server", "rest-server", "rabbitmq-server", "websocket-hub"]
 
 
@@ -46,11 +48,17 @@ class Size:
     preload: int
     scaling: int  # messages per replica-scaling run
     openings: tuple[int, ...] = (100_000, 1_000_000)  # messages stored when the dashboard's opening is timed
+    node_listeners: int = 1_000  # fan-out section: listeners held by the Node process
+    node_rates: tuple[int, ...] = (10, 25, 50, 75, 100, 150, 200)  # its ladder of offered rates, msg/s
+    node_seconds: float = 10.0  # sending time at each rate
+    node_runs: int = 3  # runs per rate (the run of median p99 is reported)
     protocols: protocols.Counts = protocols.FULL  # path against its ceilings
 
 
 SIZES = {
-    "tiny": Size(40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200, (1_000,), protocols.Counts(1, 160, 40, 8)),
+    "tiny": Size(
+        40, 400, (2,), (20,), 1.0, (1, 3), 150, 1_000, 200, (1_000,), protocols=protocols.Counts(1, 160, 40, 8)
+    ),
     "quick": Size(
         600,
         6_000,
@@ -62,10 +70,13 @@ SIZES = {
         100_000,
         2_000,
         (100_000,),
-        protocols.Counts(5, 2_000, 400, 120),
+        protocols=protocols.Counts(5, 2_000, 400, 120),
     ),
     "full": Size(2_000, 20_000, (1, 4, 16), (50, 200, 400), 10.0, (1, 10, 100), 200_000, 1_000_000, 6_000),
 }
+# The fan-out section's ladder, shorter at tiny and quick.
+SIZES["tiny"] = replace(SIZES["tiny"], node_listeners=20, node_rates=(10, 20), node_seconds=2.0, node_runs=1)
+SIZES["quick"] = replace(SIZES["quick"], node_seconds=5.0, node_runs=1)
 
 
 def progress(text: str) -> None:
@@ -165,6 +176,20 @@ def run_protocols(stack: Stack, size: Size, results: Results) -> None:
     results.protocols.extend(protocols.compare(stack, database_target(stack), counts, progress))
 
 
+def run_fan_out(stack: Stack, size: Size, results: Results, route: str = "container") -> None:
+    """Listeners in a Node process (bench/fanout), a ladder of offered rates through REST."""
+    fan_out.check_node()
+    progress("fan-out: warming up REST with 300 messages")
+    target = database_target(stack)
+    rest = senders(stack)["REST"]
+    measure.throughput(target, rest, 4, 300, 1)
+    results.fan_out_runs = size.node_runs
+    results.fan_out_route = route
+    results.fan_out = fan_out.ladder(
+        stack, target, rest, size.node_listeners, size.node_rates, size.node_seconds, size.node_runs, route, progress
+    )
+
+
 def run(stack: Stack, size: Size, results: Results) -> None:
     """Latency and the flat-cost baseline first, while the table is small; then throughput, fan-out,
     and last the flat cost again once size.preload more messages are stored."""
@@ -247,11 +272,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "metrics-cost", "dashboard", "protocols"],
+        choices=["scaling", "metrics-cost", "dashboard", "fan-out", "protocols"],
         help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
         "metrics-cost: throughput with metrics on and off (README, Performance); "
         "dashboard: the dashboard's opening time in headless Chromium at each size of the table; "
-        "protocols: each protocol against a no-op server and the database, driven by Node generators",
+        "fan-out: 1,000 listeners in a Node process (bench/fanout) at a ladder of offered rates; "
+        "protocols: each protocol against a no-op server and the database, driven by Node generators (bench/load)",
+    )
+    parser.add_argument(
+        "--hub-route",
+        choices=["container", "published"],
+        default="container",
+        help="fan-out: Node reaches the hub at its container address (default) or at the published host port, "
+        "through Docker's userland proxy",
     )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -260,6 +293,8 @@ def main(argv: list[str]) -> int:
     # every latency it measures.
     sys.setswitchinterval(0.0005)
     stack = Stack(args.project or f"msgsuite-bench-{uuid.uuid4().hex[:6]}")
+    # Every listener of the benchmark connects from one address (the host, through Docker's port mapping).
+    stack.env["HUB_MAX_LISTENERS_PER_ADDRESS"] = str(BENCH_LISTENERS_PER_ADDRESS)
     results = Results()
     try:
         if not args.project:
@@ -270,12 +305,20 @@ def main(argv: list[str]) -> int:
             "scaling": run_scaling,
             "metrics-cost": run_metrics_cost,
             "dashboard": run_dashboard,
+            "fan-out": functools.partial(run_fan_out, route=args.hub_route),
             "protocols": run_protocols,
         }
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:
         progress("failed; the figures measured so far:")
-        print(results.table(), results.latency_table(), results.protocols_table(), sep="\n\n", file=sys.stderr)
+        print(
+            results.table(),
+            results.latency_table(),
+            results.fan_out_table(),
+            results.protocols_table(),
+            sep="\n\n",
+            file=sys.stderr,
+        )
         raise
     finally:
         if not args.project:
@@ -287,6 +330,9 @@ def main(argv: list[str]) -> int:
     if results.openings:
         print()
         print(results.openings_table())
+    if results.fan_out:
+        print()
+        print(results.fan_out_table())
     if results.protocols:
         print()
         print(results.protocol_conditions)

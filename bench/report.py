@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .fan_out import KEEPS_UP_P99_MS, FanOutRun
 from .measure import Latency
 
 
@@ -78,6 +79,9 @@ class Results:
     openings: list[tuple[int, float]] = field(default_factory=list)  # (messages stored, ms to the newest shown)
     protocols: list[ProtocolRow] = field(default_factory=list)
     protocol_conditions: str = ""  # the stack's settings that weigh on those figures
+    fan_out: list[FanOutRun] = field(default_factory=list)
+    fan_out_runs: int = 1  # runs per rate; each row is the run of median p99
+    fan_out_route: str = "container"  # how the Node listeners reached the hub (bench.fan_out.hub_url)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def table(self) -> str:
@@ -129,6 +133,44 @@ class Results:
         lines += [f"| {stored:,} | {ms:,.0f} |" for stored, ms in self.openings]
         return "\n".join(lines)
 
+    def fan_out_table(self) -> str:
+        lines = [
+            "| offered msg/s | sent msg/s | listeners complete | closed early (codes) | p50 ms | p95 ms | p99 ms "
+            "| max ms | Node CPU (loop p99) | hub CPU | machine busy | keeps up |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in self.fan_out:
+            codes = ", ".join(f"{code}: {n}" for code, n in sorted(r.closes.items()))
+            order = (
+                f"; {r.out_of_order} out of order, {r.duplicates} duplicates" if r.out_of_order or r.duplicates else ""
+            )
+            hub = f"{r.hub_cpu:.0%}" if r.hub_cpu is not None else "?"
+            node = f"{r.node_cpu:.0%} ({r.event_loop_p99:.0f} ms)"
+            verdict = "yes" if r.keeps_up else "no"
+            lines.append(
+                f"| {r.offered} | {r.sent_rate:,.0f} | {r.complete:,}/{r.listeners:,} ({r.frames:,} each) "
+                f"| {r.closed_early}{f' ({codes})' if codes else ''}{order} | {r.p50:,.1f} | {r.p95:,.1f} "
+                f"| {r.p99:,.1f} | {r.max:,.1f} | {node} | {hub} | {r.machine_busy:.0%} | {verdict} |"
+            )
+        if not self.fan_out:
+            return "\n".join(lines)
+        kept = [r.offered for r in self.fan_out if r.keeps_up]
+        lines.append(
+            f"\nLargest rate at which {self.fan_out[0].listeners:,} listeners keep up: "
+            f"{f'{max(kept)} msg/s' if kept else 'none of the rates measured'} (keeps up: every listener got every "
+            f"notification once and in order, p99 created_at to receipt under {KEEPS_UP_P99_MS:.0f} ms, the senders "
+            f"within 5% of the offered rate). Each row is the run of median p99 of {self.fan_out_runs}; CPU is the "
+            "share of one core from all listeners open to the last frame (loop p99: how late Node ran its callbacks), "
+            f"machine busy the share of all {_cpus()} cores in that window, whatever used them; "
+            "the ladder stops after two rates in a row that do not keep up. The listeners reached the hub at "
+            + (
+                "its container address (no Docker proxy between)."
+                if self.fan_out_route == "container"
+                else "its published host port (through Docker's userland proxy)."
+            )
+        )
+        return "\n".join(lines)
+
     def write(self, folder: Path, size: str) -> tuple[Path, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = self.started.strftime("%Y%m%d-%H%M%S")
@@ -153,6 +195,7 @@ class Results:
                 else ""
             )
             + (f"\n## Dashboard opening\n\n{self.openings_table()}\n" if self.openings else "")
+            + (f"\n## Fan-out to listeners in a Node process\n\n{self.fan_out_table()}\n" if self.fan_out else "")
             + (
                 f"\n## Each protocol against its ceilings\n\n{PROTOCOLS_METHOD}\n\n"
                 f"{self.protocol_conditions}\n\n{self.protocols_table()}\n"
