@@ -133,8 +133,9 @@ class Amqp:
         self._options: dict[str, object] = {"port": stack.port("rabbitmq", 5672), "user": "publisher"}
         self._env = {"AMQP_PASSWORD": stack.secret("amqp_publisher_password")}
         admin = pika.PlainCredentials("suite", stack.secret("rabbitmq_password"))
+        # No heartbeats: this connection sits idle while the other protocols run (a full round is minutes).
         self._broker = pika.BlockingConnection(
-            pika.ConnectionParameters("127.0.0.1", stack.port("rabbitmq", 5672), credentials=admin)
+            pika.ConnectionParameters("127.0.0.1", stack.port("rabbitmq", 5672), credentials=admin, heartbeat=0)
         )
         self._channel = self._broker.channel()
         self._consumer = "path"
