@@ -29,7 +29,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import dashboard, fan_out, measure, metrics_cost, protocols, scaling
+from . import dashboard, fan_out, latency, measure, metrics_cost, protocols, scaling
 from .report import Results, Row
 
 BENCH_LISTENERS_PER_ADDRESS = 5_000  # the hub's default (1,000) is just the fan-out section's count
@@ -176,6 +176,18 @@ def run_protocols(stack: Stack, size: Size, results: Results) -> None:
     results.protocols.extend(protocols.compare(stack, database_target(stack), counts, progress))
 
 
+def run_latency(stack: Stack, size: Size, results: Results) -> None:
+    """Send-to-notification latency at 200 and 800 msg/s per protocol, Node sender and listener (bench/load)."""
+    latency.check_node()
+    runs = 1 if size is SIZES["tiny"] else 5
+    rates = (20,) if size is SIZES["tiny"] else (200, 800)
+    progress(f"latency: {runs} runs of {size.seconds:.0f} s at {rates} msg/s per protocol, interleaved")
+    target = database_target(stack)
+    results.latencies, results.latency_p99_runs = latency.compare(
+        stack, target.total, rates, size.seconds, runs, progress
+    )
+
+
 def run_fan_out(stack: Stack, size: Size, results: Results, route: str = "container") -> None:
     """Listeners in a Node process (bench/fanout), a ladder of offered rates through REST."""
     fan_out.check_node()
@@ -272,7 +284,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument(
         "--only",
-        choices=["scaling", "metrics-cost", "dashboard", "fan-out", "protocols"],
+        choices=["scaling", "metrics-cost", "dashboard", "fan-out", "protocols", "latency"],
         help="scaling: the sequencer and replica-scaling runs (README, Scaling); "
         "metrics-cost: throughput with metrics on and off (README, Performance); "
         "dashboard: the dashboard's opening time in headless Chromium at each size of the table; "
@@ -307,6 +319,7 @@ def main(argv: list[str]) -> int:
             "dashboard": run_dashboard,
             "fan-out": functools.partial(run_fan_out, route=args.hub_route),
             "protocols": run_protocols,
+            "latency": run_latency,
         }
         sections.get(args.only or "", run)(stack, size, results)
     except BaseException:

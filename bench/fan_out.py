@@ -131,12 +131,7 @@ def hub_url(stack: Stack, route: str) -> str:
         return stack.hub_url
     if stack.tls:
         raise RuntimeError("fan-out listeners speak plain ws only; run it on a stack without TLS")
-    container = stack.compose("ps", "-q", "websocket-hub").stdout.split()[0]
-    template = f'{{{{(index .NetworkSettings.Networks "{stack.network}").IPAddress}}}}'
-    address = subprocess.run(
-        ["docker", "inspect", "-f", template, container], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return f"ws://{address}:8765"
+    return f"ws://{stack.address('websocket-hub')}:8765"
 
 
 def machine_ticks() -> tuple[int, int]:

@@ -55,7 +55,10 @@ def rest_and_grpc(stack: Stack) -> Iterator[tuple[str, str]]:
         rest_url, grpc_target = f"http://127.0.0.1:{rest_port}", f"127.0.0.1:{grpc_port}"
         _wait_for_rest(stack, rest_url)
         _wait_for_grpc(stack, grpc_target)
-        yield rest_url, grpc_target
+        # The generators reach them at their own addresses, like the real servers (see Stack.address).
+        rest_address = stack.address(container_name(stack, "rest-server"))
+        grpc_address = stack.address(container_name(stack, "grpc-server"))
+        yield f"http://{rest_address}:8000", f"{grpc_address}:50051"
     finally:
         remove(stack, "rest-server")
         remove(stack, "grpc-server")

@@ -130,7 +130,7 @@ class Amqp:
 
     def __init__(self, stack: Stack, stream: Stream) -> None:
         self._stack, self._stream = stack, stream
-        self._options: dict[str, object] = {"port": stack.port("rabbitmq", 5672), "user": "publisher"}
+        self._options: dict[str, object] = {"host": stack.address("rabbitmq"), "port": 5672, "user": "publisher"}
         self._env = {"AMQP_PASSWORD": stack.secret("amqp_publisher_password")}
         admin = pika.PlainCredentials("suite", stack.secret("rabbitmq_password"))
         # No heartbeats: this connection sits idle while the other protocols run (a full round is minutes).
@@ -212,7 +212,9 @@ def compare(stack: Stack, target: measure.Target, counts: Counts, progress: Call
     database: dict[Load, list[float]] = {load: [] for load in loads}
     figures: dict[tuple[str, Load], Figures] = {}
     # Before the no-op servers start: `compose port` could answer with theirs (they run as the same service).
-    rest_path, grpc_path = stack.rest_url, stack.grpc_target
+    # The generators and the database ceiling reach every server at its own address (see Stack.address).
+    rest_path, grpc_path = f"http://{stack.address('rest-server')}:8000", f"{stack.address('grpc-server')}:50051"
+    target = measure.Target(target.hub_url, {**target.database, "host": stack.address("database"), "port": 5432})
     with noop.rest_and_grpc(stack) as (rest_noop, grpc_noop), _stream_and_amqp(stack, target) as (stream, amqp):
         drivers: dict[str, Driver] = {
             "REST": Direct("rest.js", "url", stream, rest_path, rest_noop),

@@ -19,7 +19,7 @@ if [ ! -d bench/load/node_modules ]; then
     echo "== installing bench/load's Node packages (npm ci)"
     npm ci --prefix bench/load --no-audit --no-fund
   else
-    echo "bench.sh: npm not found; --only protocols needs Node.js and npm (Debian: apt-get install nodejs npm)" >&2
+    echo "bench.sh: npm not found; --only protocols and latency need Node.js and npm (Debian: apt-get install nodejs npm)" >&2
   fi
 fi
 PYTHONPATH="$PWD:$PWD/build/generated" exec .venv-test/bin/python -m bench "$@"

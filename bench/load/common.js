@@ -97,4 +97,4 @@ function chunks(items, size) {
   return out;
 }
 
-module.exports = { options, epochMs, texts, chunks, pool, print, Measurement, randomUUID };
+module.exports = { options, epochMs, percentile, texts, chunks, pool, print, Measurement, randomUUID };
