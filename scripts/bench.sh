@@ -4,22 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prepare.sh
-# The fan-out section's listeners are a Node program (bench/fanout, the ws package pinned by its lock file).
-if [ ! -d bench/fanout/node_modules ]; then
-  if command -v npm >/dev/null 2>&1; then
-    echo "== installing bench/fanout's Node packages (npm ci)"
-    npm ci --prefix bench/fanout --no-audit --no-fund
-  else
-    echo "bench.sh: npm not found; --only fan-out needs Node.js and npm (Debian: apt-get install nodejs npm)" >&2
-  fi
-fi
-# The Node load generators of --only protocols (bench/load, pinned by its lock file).
-if [ ! -d bench/load/node_modules ]; then
-  if command -v npm >/dev/null 2>&1; then
-    echo "== installing bench/load's Node packages (npm ci)"
-    npm ci --prefix bench/load --no-audit --no-fund
-  else
-    echo "bench.sh: npm not found; --only protocols and latency need Node.js and npm (Debian: apt-get install nodejs npm)" >&2
-  fi
-fi
+# prepare.sh also installs the Node packages of bench/load and bench/fanout (npm ci).
 PYTHONPATH="$PWD:$PWD/build/generated" exec .venv-test/bin/python -m bench "$@"

@@ -19,3 +19,15 @@ fi
 echo "== installing the pinned dependencies into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 PATH="$PWD/$venv/bin:$PATH" bash protos/generate.sh build/generated
+# The benchmark's Node programs (load generators, many listeners), pinned by their lock files; the
+# unit tests run them too. Without npm the benchmark's Node sections and those tests cannot run.
+for project in bench/load bench/fanout; do
+  if [ ! -d "$project/node_modules" ]; then
+    if command -v npm >/dev/null 2>&1; then
+      echo "== installing $project's Node packages (npm ci)"
+      npm ci --prefix "$project" --no-audit --no-fund --loglevel=error
+    else
+      echo "prepare.sh: npm not found; the benchmark's Node sections need Node.js and npm (Debian: apt-get install nodejs npm)" >&2
+    fi
+  fi
+done
