@@ -87,7 +87,7 @@ def test_a_server_role_stores_through_store_messages_and_reads_messages(healthy:
         cursor.execute("SELECT message, idempotency_key FROM messages WHERE id = %s", (stored_id,))
         assert cursor.fetchall() == [("por su rol", key)]
         cursor.execute("SELECT migration_id FROM _yoyo_migration ORDER BY migration_id DESC LIMIT 1")
-        assert cursor.fetchall() == [("0003-least-privilege",)]
+        assert cursor.fetchall() == [("0004-stream-row-by-key",)]
         # The function's search_path is fixed: the caller's does not change which tables it writes.
         cursor.execute("SET search_path = pg_temp")
         cursor.execute("SELECT id FROM public.store_messages('REST', ARRAY['otra vez'], ARRAY[%s])", (key,))

@@ -79,6 +79,10 @@ def test_a_database_of_the_old_schema_upgrades_in_place_and_its_stream_continues
     )
     assert (repeated.status_code, repeated.json()["id"]) == (200, 1), "an old idempotency key still answers"
     assert assert_ids_gap_free(stack) == total + 1
+    # 0004 replaced store_messages: it keeps 0003's rights and fixed search_path, and reads the stream row by key.
+    assert stack.query("SELECT prosecdef, proconfig FROM pg_proc WHERE proname = 'store_messages'") == [
+        (True, ["search_path=pg_catalog, public, pg_temp", "enable_seqscan=off"])
+    ]
 
     expected = [notification(via, message, id_) for id_, via, message, *_ in stack.query(ROWS)]
     wait_for(lambda: len(stack.notification_lines()) >= len(expected), what="the old and new lines in the client log")
