@@ -51,7 +51,7 @@ class Size:
     node_listeners: int = 1_000  # fan-out section: listeners held by the Node process
     node_rates: tuple[int, ...] = (10, 25, 50, 75, 100, 150, 200)  # its ladder of offered rates, msg/s
     node_seconds: float = 10.0  # sending time at each rate
-    node_runs: int = 3  # runs per rate (the run of median p99 is reported)
+    node_runs: int = 5  # runs per rate (the run of median p99 is reported)
     protocols: protocols.Counts = protocols.FULL  # path against its ceilings
 
 
@@ -76,7 +76,7 @@ SIZES = {
 }
 # The fan-out section's ladder, shorter at tiny and quick.
 SIZES["tiny"] = replace(SIZES["tiny"], node_listeners=20, node_rates=(10, 20), node_seconds=2.0, node_runs=1)
-SIZES["quick"] = replace(SIZES["quick"], node_seconds=5.0, node_runs=1)
+SIZES["quick"] = replace(SIZES["quick"], node_seconds=5.0, node_runs=5)
 
 
 def progress(text: str) -> None:

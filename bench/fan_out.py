@@ -9,6 +9,7 @@ listeners, the listeners the hub closed, and its own CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import shutil
@@ -53,6 +54,7 @@ class FanOutRun:
     hub_cpu: float | None  # the hub container's, same window; None where its cgroup is not readable
     machine_busy: float  # share of all the machine's cores busy in that window (everything: other work too)
     event_loop_p99: float  # ms: how late the Node process ran its callbacks
+    p99_runs: tuple[float, ...] = ()  # every run's p99 at this rate, when this row is the run of median p99
 
     @property
     def keeps_up(self) -> bool:
@@ -262,7 +264,7 @@ def ladder(
             progress(f"fan-out: {measured[-1].summary()}")
             time.sleep(2)  # the hub closes the last run's sockets
         measured.sort(key=lambda r: r.p99)
-        chosen.append(measured[len(measured) // 2])
+        chosen.append(dataclasses.replace(measured[len(measured) // 2], p99_runs=tuple(r.p99 for r in measured)))
         if len(chosen) >= 2 and not chosen[-1].keeps_up and not chosen[-2].keeps_up:
             break
     return chosen

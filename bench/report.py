@@ -151,10 +151,11 @@ class Results:
             hub = f"{r.hub_cpu:.0%}" if r.hub_cpu is not None else "?"
             node = f"{r.node_cpu:.0%} ({r.event_loop_p99:.0f} ms)"
             verdict = "yes" if r.keeps_up else "no"
+            p99_runs = f" ({min(r.p99_runs):,.0f}–{max(r.p99_runs):,.0f})" if len(r.p99_runs) > 1 else ""
             lines.append(
                 f"| {r.offered} | {r.sent_rate:,.0f} | {r.complete:,}/{r.listeners:,} ({r.frames:,} each) "
                 f"| {r.closed_early}{f' ({codes})' if codes else ''}{order} | {r.p50:,.1f} | {r.p95:,.1f} "
-                f"| {r.p99:,.1f} | {r.max:,.1f} | {node} | {hub} | {r.machine_busy:.0%} | {verdict} |"
+                f"| {r.p99:,.1f}{p99_runs} | {r.max:,.1f} | {node} | {hub} | {r.machine_busy:.0%} | {verdict} |"
             )
         if not self.fan_out:
             return "\n".join(lines)
