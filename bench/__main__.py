@@ -29,7 +29,7 @@ from msgsuite.settings import BrokerSettings
 from rabbitmq_client.sender import AmqpSender
 from rest_client.sender import RestSender
 
-from . import dashboard, fan_out, latency, measure, metrics_cost, protocols, scaling
+from . import dashboard, fan_out, generators, latency, measure, metrics_cost, protocols, scaling
 from .report import Results, Row
 
 BENCH_LISTENERS_PER_ADDRESS = 5_000  # the hub's default (1,000) is just the fan-out section's count
@@ -178,7 +178,7 @@ def run_protocols(stack: Stack, size: Size, results: Results) -> None:
 
 def run_latency(stack: Stack, size: Size, results: Results) -> None:
     """Send-to-notification latency at 200 and 800 msg/s per protocol, Node sender and listener (bench/load)."""
-    latency.check_node()
+    generators.check_node(generators.LOAD, "--only latency")
     runs = 1 if size is SIZES["tiny"] else 5
     rates = (20,) if size is SIZES["tiny"] else (200, 800)
     progress(f"latency: {runs} runs of {size.seconds:.0f} s at {rates} msg/s per protocol, interleaved")
@@ -190,7 +190,7 @@ def run_latency(stack: Stack, size: Size, results: Results) -> None:
 
 def run_fan_out(stack: Stack, size: Size, results: Results, route: str = "container") -> None:
     """Listeners in a Node process (bench/fanout), a ladder of offered rates through REST."""
-    fan_out.check_node()
+    generators.check_node(fan_out.FANOUT, "--only fan-out")
     progress("fan-out: warming up REST with 300 messages")
     target = database_target(stack)
     rest = senders(stack)["REST"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
-import shutil
 import subprocess
 import threading
 import time
@@ -73,13 +72,6 @@ class FanOutRun:
             + (f"{self.hub_cpu:.0%}" if self.hub_cpu is not None else "unknown")
             + f", machine {self.machine_busy:.0%} busy"
         )
-
-
-def check_node() -> None:
-    if shutil.which("node") is None:
-        raise RuntimeError("fan-out needs Node.js (Debian: apt-get install nodejs npm)")
-    if not (FANOUT / "node_modules" / "ws").is_dir():
-        raise RuntimeError(f"fan-out needs the ws package: npm ci --prefix {FANOUT} (scripts/bench.sh does it)")
 
 
 class NodeListeners:

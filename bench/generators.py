@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOAD = Path(__file__).resolve().parent / "load"
 
@@ -48,7 +50,16 @@ def start(script: str, options: dict[str, object], env: dict[str, str] | None = 
     )
 
 
-def result(process: subprocess.Popen[str], timeout: float = 300) -> GeneratorRun:
+def check_node(project: Path, what: str) -> None:
+    """Node and the project's packages (scripts/prepare.sh runs npm ci), or a clear error."""
+    if shutil.which("node") is None:
+        raise RuntimeError(f"{what} needs Node.js (Debian: apt-get install nodejs npm)")
+    if not (project / "node_modules" / "ws").is_dir():  # both projects' listener package
+        raise RuntimeError(f"{what} needs its Node packages: npm ci --prefix {project} (scripts/prepare.sh does it)")
+
+
+def json_line(process: subprocess.Popen[str], timeout: float = 300) -> dict[str, Any]:
+    """The one JSON line a started script printed last; raises with its stderr if it failed."""
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -56,7 +67,12 @@ def result(process: subprocess.Popen[str], timeout: float = 300) -> GeneratorRun
         raise
     if process.returncode != 0 or not out.strip():
         raise RuntimeError(f"{' '.join(map(str, process.args))} failed ({process.returncode}):\n{err[-2000:]}")  # type: ignore[arg-type]
-    line = json.loads(out.strip().splitlines()[-1])
+    line: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return line
+
+
+def result(process: subprocess.Popen[str], timeout: float = 300) -> GeneratorRun:
+    line = json_line(process, timeout)
     return GeneratorRun(
         completed=int(line["completed"]),
         errors={str(kind): int(count) for kind, count in line["errors"].items()},

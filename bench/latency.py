@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import statistics
-import subprocess
 from collections.abc import Callable
 
 from harness.stack import Stack
 
-from .generators import LOAD
+from . import generators
 from .measure import Latency
 from .report import Spread
 
@@ -23,22 +19,19 @@ PROTOCOLS = {
 }
 
 
-def check_node() -> None:
-    if shutil.which("node") is None or not (LOAD / "node_modules" / "ws").is_dir():
-        raise RuntimeError(f"latency needs Node.js and npm ci --prefix {LOAD} (scripts/bench.sh does it)")
-
-
 def one_run(stack: Stack, protocol: str, rate: int, seconds: float, after: int) -> dict[str, float]:
     """latency.js's line: p50_ms, p95_ms, p99_ms, achieved, arrived, sent, cpu_share."""
     name, service, port = PROTOCOLS[protocol]
-    args = ["node", str(LOAD / "latency.js"), "--protocol", name, "--target", f"{stack.address(service)}:{port}"]
-    args += ["--hub", f"ws://{stack.address('websocket-hub')}:8765/notifications", "--after", str(after)]
-    args += ["--rate", str(rate), "--seconds", str(seconds)]
-    env = {**os.environ, "AMQP_PASSWORD": stack.secret("amqp_publisher_password")}
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=seconds + 120, check=False)
-    if done.returncode != 0 or not done.stdout.strip():
-        raise RuntimeError(f"latency.js failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    line: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    options: dict[str, object] = {
+        "protocol": name,
+        "target": f"{stack.address(service)}:{port}",
+        "hub": f"ws://{stack.address('websocket-hub')}:8765/notifications",
+        "after": after,
+        "rate": rate,
+        "seconds": seconds,
+    }
+    process = generators.start("latency.js", options, {"AMQP_PASSWORD": stack.secret("amqp_publisher_password")})
+    line: dict[str, float] = generators.json_line(process, timeout=seconds + 120)
     if line["arrived"] != line["sent"]:
         raise RuntimeError(f"{protocol} at {rate} msg/s: {line['arrived']} of {line['sent']} notifications arrived")
     return line

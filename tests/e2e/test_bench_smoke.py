@@ -15,17 +15,19 @@ from harness.stack import ROOT, Stack
 from .checks import assert_ids_gap_free
 
 
-def test_benchmark_runs_and_writes_its_report_and_plot(healthy: Stack, tmp_path: Path) -> None:
-    env = {**healthy.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "build" / "generated")])}
+def run_bench(stack: Stack, results: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """python -m bench --size tiny against the test stack; asserts it succeeded."""
+    env = {**stack.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "build" / "generated")])}
+    command = [sys.executable, "-m", "bench", "--size", "tiny", *arguments, "--project", stack.project]
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--size", "tiny", "--project", healthy.project, "--results", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [*command, "--results", str(results)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_benchmark_runs_and_writes_its_report_and_plot(healthy: Stack, tmp_path: Path) -> None:
+    result = run_bench(healthy, tmp_path)
     assert "| ceiling (PostgreSQL direct) | 2 | 1 |" in result.stdout
     for protocol in ("REST", "GRPC", "RabbitMQ"):
         assert f"| {protocol} | 2 | 100 |" in result.stdout
@@ -46,17 +48,7 @@ NODE_PACKAGES = [ROOT / "bench" / "load" / "node_modules" / "ws", ROOT / "bench"
 )
 @pytest.mark.parametrize("section", ["latency", "fan-out"])
 def test_the_node_sections_run_against_the_stack(healthy: Stack, tmp_path: Path, section: str) -> None:
-    env = {**healthy.env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "build" / "generated")])}
-    command = [sys.executable, "-m", "bench", "--size", "tiny", "--only", section, "--project", healthy.project]
-    result = subprocess.run(
-        [*command, "--results", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_bench(healthy, tmp_path, "--only", section)
     if section == "latency":
         for protocol in ("REST", "gRPC", "RabbitMQ"):
             assert f"| {protocol} | 20 | " in result.stdout  # every notification arrived, or it fails
