@@ -1,12 +1,13 @@
-"""store_isolating_refusals: a refused member does not fail the others of its group."""
+"""store_isolating_refusals (and its awaited twin): a refused member does not fail the others of its group."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from msgsuite.database import DatabaseUnavailable, MessageRefused
 from msgsuite.group_commit import GroupCommitter
 from msgsuite.messages import StoredMessage, Via
-from msgsuite.refusals import store_isolating_refusals
+from msgsuite.refusals import store_isolating_refusals, store_isolating_refusals_async
 
 from .fakes import FakeStoreFunction
 
@@ -39,6 +40,24 @@ class TransactionalStore:
         return [f"stored {member}" for member in members]
 
 
+Isolate = Callable[[Sequence[str], TransactionalStore], list[Any]]
+
+
+def isolated_on_a_loop(members: Sequence[str], store: TransactionalStore) -> list[Any]:
+    async def store_awaited(group: Sequence[str]) -> list[str]:
+        await asyncio.sleep(0)
+        return store(group)
+
+    return asyncio.run(store_isolating_refusals_async(members, store_awaited))
+
+
+@pytest.fixture(params=[store_isolating_refusals, isolated_on_a_loop], ids=["blocking", "awaited"])
+def isolate(request: pytest.FixtureRequest) -> Isolate:
+    """The halving driven by a blocking store and by an awaited one: both must behave alike."""
+    isolate: Isolate = request.param
+    return isolate
+
+
 def members(n: int) -> list[str]:
     return [f"m{i}" for i in range(n)]
 
@@ -54,67 +73,67 @@ def check_outcomes(group: list[str], store: TransactionalStore, outcomes: Sequen
     assert store.stored == [m for m in group if m not in store.refused]
 
 
-def test_nothing_refused_costs_one_transaction() -> None:
+def test_nothing_refused_costs_one_transaction(isolate: Isolate) -> None:
     store = TransactionalStore()
-    outcomes = store_isolating_refusals(members(7), store)
+    outcomes = isolate(members(7), store)
     check_outcomes(members(7), store, outcomes)
     assert store.calls == [members(7)]
 
 
-def test_an_empty_group_stores_nothing() -> None:
+def test_an_empty_group_stores_nothing(isolate: Isolate) -> None:
     store = TransactionalStore()
-    assert store_isolating_refusals([], store) == [] and store.calls == []
+    assert isolate([], store) == [] and store.calls == []
 
 
-def test_a_refused_member_gets_its_refusal_and_the_others_are_stored_in_order() -> None:
+def test_a_refused_member_gets_its_refusal_and_the_others_are_stored_in_order(isolate: Isolate) -> None:
     group = members(8)
     store = TransactionalStore(refused={"m5"})
-    outcomes = store_isolating_refusals(group, store)
+    outcomes = isolate(group, store)
     check_outcomes(group, store, outcomes)
     # 1 whole + ceil(log2 8) halvings + 1 for the members after it
     assert len(store.calls) <= 1 + math.ceil(math.log2(8)) + 1
 
 
 @pytest.mark.parametrize("n", range(1, 41))
-def test_one_refused_member_anywhere_costs_at_most_log2_n_plus_one_extra_transactions(n: int) -> None:
+def test_one_refused_member_anywhere_costs_at_most_log2_n_plus_one_extra_transactions(isolate: Isolate, n: int) -> None:
     group = members(n)
     for position in range(n):
         store = TransactionalStore(refused={group[position]})
-        outcomes = store_isolating_refusals(group, store)
+        outcomes = isolate(group, store)
         check_outcomes(group, store, outcomes)
         extra = len(store.calls) - 1
         assert extra <= math.ceil(math.log2(n)) + 1, (n, position, store.calls)
 
 
 @pytest.mark.parametrize("n", range(2, 21))
-def test_two_refused_members_anywhere(n: int) -> None:
+def test_two_refused_members_anywhere(isolate: Isolate, n: int) -> None:
     group = members(n)
     for first, second in itertools.combinations(range(n), 2):
         store = TransactionalStore(refused={group[first], group[second]})
-        outcomes = store_isolating_refusals(group, store)
+        outcomes = isolate(group, store)
         check_outcomes(group, store, outcomes)
         # Each refused member is isolated on its own, at the same cost as one alone.
         assert len(store.calls) - 1 <= 2 * (math.ceil(math.log2(n)) + 1), (n, first, second)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8, 13])
-def test_every_member_refused(n: int) -> None:
+def test_every_member_refused(isolate: Isolate, n: int) -> None:
     group = members(n)
     store = TransactionalStore(refused=set(group))
-    outcomes = store_isolating_refusals(group, store)
+    outcomes = isolate(group, store)
     check_outcomes(group, store, outcomes)
     assert store.stored == []
 
 
 @pytest.mark.parametrize("n", [1, 5, 16, 23])
-def test_an_error_that_is_not_a_refusal_fails_every_member_not_stored_yet(n: int) -> None:
+def test_an_error_that_is_not_a_refusal_fails_every_member_not_stored_yet(isolate: Isolate, n: int) -> None:
     group = members(n)
     for position in range(n):
         # Every call the isolation makes, failed in turn: what was stored keeps its result.
         calls_needed = len(_calls_for(group, {group[position]}))
         for failing_call in range(1, calls_needed + 1):
             store = TransactionalStore(refused={group[position]}, fail_on_call=failing_call)
-            outcomes = store_isolating_refusals(group, store)
+            outcomes = isolate(group, store)
             assert len(outcomes) == n
             failed = [o for o in outcomes if isinstance(o, DatabaseUnavailable)]
             assert failed and all(o is failed[0] for o in failed)
@@ -128,18 +147,18 @@ def test_an_error_that_is_not_a_refusal_fails_every_member_not_stored_yet(n: int
             assert store.stored == [m for m in group[:first_failed] if m != group[position]]
 
 
-def test_an_error_on_the_first_try_fails_the_whole_group() -> None:
+def test_an_error_on_the_first_try_fails_the_whole_group(isolate: Isolate) -> None:
     store = TransactionalStore(fail_on_call=1)
-    outcomes = store_isolating_refusals(members(4), store)
+    outcomes = isolate(members(4), store)
     assert all(isinstance(o, DatabaseUnavailable) for o in outcomes) and len(outcomes) == 4
     assert store.stored == []
 
 
-def test_an_error_after_the_refused_member_keeps_what_was_stored_before_it() -> None:
+def test_an_error_after_the_refused_member_keeps_what_was_stored_before_it(isolate: Isolate) -> None:
     group = members(8)
     calls = len(_calls_for(group, {"m3"}))
     store = TransactionalStore(refused={"m3"}, fail_on_call=calls)  # the retry of m4..m7 fails
-    outcomes = store_isolating_refusals(group, store)
+    outcomes = isolate(group, store)
     assert outcomes[:3] == ["stored m0", "stored m1", "stored m2"]
     assert isinstance(outcomes[3], MessageRefused)
     assert all(isinstance(o, DatabaseUnavailable) for o in outcomes[4:])
