@@ -36,6 +36,15 @@ class _Request:
     result: Future[list[StoredMessage]] = field(default_factory=Future)
 
 
+def split_per_request(records: list[StoredMessage], counts: Sequence[int]) -> list[list[StoredMessage]]:
+    """One group's records, in order, cut back into its requests' (counts: each request's number of texts)."""
+    split, start = [], 0
+    for count in counts:
+        split.append(records[start : start + count])
+        start += count
+    return split
+
+
 class GroupCommitter:
     """Owns one writer thread; an error outside the store itself ends the process (see crash.py)."""
 
@@ -69,11 +78,7 @@ class GroupCommitter:
     def _store_requests(self, requests: Sequence[_Request]) -> list[list[StoredMessage]]:
         """The requests' messages in one transaction; their records, split back per request."""
         records = self._store([t for r in requests for t in r.texts], [k for r in requests for k in r.keys])
-        split, start = [], 0
-        for request in requests:
-            split.append(records[start : start + len(request.texts)])
-            start += len(request.texts)
-        return split
+        return split_per_request(records, [len(r.texts) for r in requests])
 
     def _next_group(self) -> list[_Request]:
         """What is waiting now (at least one request), up to max_messages."""

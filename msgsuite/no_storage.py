@@ -31,7 +31,7 @@ class NumberedRecords:
 
 
 class NothingStored:
-    """MessageStore's interface, validating the same way and answering at once (no writer thread)."""
+    """MessageStore's and AsyncMessageStore's interface, validating the same way and answering at once."""
 
     def __init__(self, via: Via) -> None:
         self._records = NumberedRecords(via)

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg2.extensions
 
 from . import metrics
 from .database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
+from .database_async import AsyncConnection
 from .group_commit import GroupCommitter
+from .group_commit_async import AsyncGroupCommitter
 from .messages import InvalidMessage, StoredMessage, Via, validate_batch
+from .settings import DatabaseSettings
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
 
 log = logging.getLogger("msgsuite.store")
+
+
+_STORE_STATEMENT = (
+    "SELECT id, via, message, created_at, idempotency_key, repeated FROM store_messages(%s, %s::text[], %s::text[])"
+)
 
 
 def store_messages(
@@ -35,17 +43,52 @@ def store_messages(
     unknown, and the idempotency key makes a retry safe; MessageRefused
     means nothing of this call was stored.
     """
+    with _observed(via, texts, keys) as observation, pool.connection() as conn, conn.cursor() as cursor:
+        cursor.execute(_STORE_STATEMENT, (via.value, list(texts), list(keys)))
+        observation.rows = cursor.fetchall()
+    return observation.records()
+
+
+async def store_messages_async(
+    connection: AsyncConnection, via: Via, texts: Sequence[str], keys: Sequence[str | None]
+) -> list[StoredMessage]:
+    """store_messages through the event loop's connection (database_async.py)."""
+    with _observed(via, texts, keys) as observation:
+        observation.rows = await connection.fetch_all(_STORE_STATEMENT, (via.value, list(texts), list(keys)))
+    return observation.records()
+
+
+@dataclass
+class _Observation:
+    via: Via
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def records(self) -> list[StoredMessage]:
+        records = [_record(row[:5], repeated=row[5]) for row in self.rows]
+        self._count(records)
+        return records
+
+    def _count(self, records: list[StoredMessage]) -> None:
+        metrics.MESSAGES_STORED.labels(self.via.value).inc(sum(1 for record in records if not record.repeated))
+        if log.isEnabledFor(logging.DEBUG):
+            for record in records:
+                log.debug(
+                    "stored id=%d via=%s key=%s repeated=%s",
+                    record.id,
+                    self.via.value,
+                    record.idempotency_key,
+                    record.repeated,
+                )
+
+
+@contextmanager
+def _observed(via: Via, texts: Sequence[str], keys: Sequence[str | None]) -> Iterator[_Observation]:
+    """One store statement's metrics: its time and group size, or the kind of error it met."""
     if len(texts) != len(keys):
         raise ValueError("one key (or None) is needed per text")
     started = time.perf_counter()
     try:
-        with pool.connection() as conn, conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, via, message, created_at, idempotency_key, repeated"
-                " FROM store_messages(%s, %s::text[], %s::text[])",
-                (via.value, list(texts), list(keys)),
-            )
-            rows = cursor.fetchall()
+        yield _Observation(via)
     except DatabaseUnavailable:
         metrics.DATABASE_UNAVAILABLE.labels(via.value).inc()
         raise
@@ -54,20 +97,16 @@ def store_messages(
         raise
     metrics.STORE_SECONDS.labels(via.value).observe(time.perf_counter() - started)
     metrics.GROUP_MESSAGES.labels(via.value).observe(len(texts))
-    records = [_record(row[:5], repeated=row[5]) for row in rows]
-    metrics.MESSAGES_STORED.labels(via.value).inc(sum(1 for record in records if not record.repeated))
-    if log.isEnabledFor(logging.DEBUG):
-        for record in records:
-            log.debug(
-                "stored id=%d via=%s key=%s repeated=%s", record.id, via.value, record.idempotency_key, record.repeated
-            )
-    return records
 
 
 class Messages(Protocol):
-    """What a server stores through: MessageStore, or no_storage.NothingStored for the benchmark's ceiling."""
+    """What a threaded server stores through: MessageStore, or no_storage.NothingStored for the ceiling."""
 
     def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]: ...
+
+
+class AsyncMessages(Protocol):
+    """What an event-loop server stores through: AsyncMessageStore, or no_storage.NothingStored."""
 
     async def validate_and_store_async(
         self, texts: Sequence[object], keys: Sequence[str | None]
@@ -75,7 +114,7 @@ class Messages(Protocol):
 
 
 class MessageStore:
-    """How a server stores what it received: validated, then group-committed (see group_commit.py)."""
+    """How a threaded server stores what it received: validated, then group-committed (see group_commit.py)."""
 
     def __init__(self, pool: ConnectionPool, via: Via) -> None:
         self._via = via
@@ -83,26 +122,36 @@ class MessageStore:
 
     def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
         """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
-        with self._counting_refusals(len(texts)):
+        with _counting_refusals(self._via, len(texts)):
             return self._committer.store(validate_batch(list(texts), list(keys)), keys)
+
+
+class AsyncMessageStore:
+    """MessageStore for an event loop: group-committed by a task on it (group_commit_async.py), no thread."""
+
+    def __init__(self, settings: DatabaseSettings, via: Via) -> None:
+        self._via = via
+        connection = AsyncConnection(settings)
+        self._committer = AsyncGroupCommitter(lambda texts, keys: store_messages_async(connection, via, texts, keys))
 
     async def validate_and_store_async(
         self, texts: Sequence[object], keys: Sequence[str | None]
     ) -> list[StoredMessage]:
-        """validate_and_store for an event loop: it waits for the writer thread without a thread of its own."""
-        with self._counting_refusals(len(texts)):
-            return await asyncio.wrap_future(self._committer.submit(validate_batch(list(texts), list(keys)), keys))
+        """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
+        with _counting_refusals(self._via, len(texts)):
+            return await self._committer.store(validate_batch(list(texts), list(keys)), keys)
 
-    @contextmanager
-    def _counting_refusals(self, count: int) -> Iterator[None]:
-        try:
-            yield
-        except InvalidMessage:
-            metrics.MESSAGES_REFUSED.labels(self._via.value, "invalid").inc(count)
-            raise
-        except MessageRefused:
-            metrics.MESSAGES_REFUSED.labels(self._via.value, "database").inc(count)
-            raise
+
+@contextmanager
+def _counting_refusals(via: Via, count: int) -> Iterator[None]:
+    try:
+        yield
+    except InvalidMessage:
+        metrics.MESSAGES_REFUSED.labels(via.value, "invalid").inc(count)
+        raise
+    except MessageRefused:
+        metrics.MESSAGES_REFUSED.labels(via.value, "database").inc(count)
+        raise
 
 
 def messages_after(conn: psycopg2.extensions.connection, after: int, limit: int) -> list[StoredMessage]:

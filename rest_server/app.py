@@ -19,7 +19,7 @@ from msgsuite import metrics
 from msgsuite.auth import RateLimit, RateLimiter, TokenCheck
 from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
-from msgsuite.store import Messages, message_by_id, messages_after
+from msgsuite.store import AsyncMessages, message_by_id, messages_after
 
 from .access_gate import AccessGate
 from .request_gate import RequestGate
@@ -92,7 +92,7 @@ UNLIMITED = RateLimit(per_second=1e9, burst=1_000_000_000)
 
 
 def create_app(
-    messages: Messages, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
+    messages: AsyncMessages, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
 ) -> ASGIApp:
     """The API storing through `messages` and reading through `pool`; /messages needs `tokens` and
     is held to `rate_limit`."""

@@ -13,8 +13,11 @@ import psycopg2.errors
 
 from msgsuite.database import MessageRefused
 from msgsuite.messages import StoredMessage, Via
+from msgsuite.settings import DatabaseSettings
 
 CREATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+# For a store whose statement is replaced by a fake: nothing connects to it.
+NO_DATABASE = DatabaseSettings("database.invalid", 5432, "messages", "suite", "secret", 1, "test")
 
 
 def pg_error(
@@ -161,6 +164,12 @@ class FakeStoreFunction:
                 self._by_key[key] = new
             stored.append(new)
         return stored
+
+    async def on_the_loop(
+        self, connection: object, via: Via, texts: Sequence[str], keys: Sequence[str | None]
+    ) -> list[StoredMessage]:
+        """msgsuite.store.store_messages_async without a database."""
+        return self(connection, via, texts, keys)
 
     @property
     def stored_texts(self) -> list[str]:

@@ -22,12 +22,12 @@ from msgsuite.client import Rejected, Unreachable
 from msgsuite.messages import Via
 from msgsuite.secret_plan import SECRETS_FOR, every_derived, every_secret
 from msgsuite.settings import InvalidSetting
-from msgsuite.store import MessageStore
+from msgsuite.store import AsyncMessageStore
 from rest_client.sender import RestSender
 from rest_server.__main__ import RestServerSettings
 from rest_server.app import create_app
 
-from .fakes import FakePool, FakeStoreFunction
+from .fakes import NO_DATABASE, FakePool, FakeStoreFunction
 
 TOKEN = "s3cret-Token_of-the-clients"
 CHECK = TokenCheck(token_digest(TOKEN))
@@ -162,7 +162,7 @@ def test_the_one_shot_writes_each_digest_from_its_token_and_follows_a_rotation(
 @pytest.fixture
 def stored(monkeypatch: pytest.MonkeyPatch) -> FakeStoreFunction:
     function = FakeStoreFunction()
-    monkeypatch.setattr(store, "store_messages", function)
+    monkeypatch.setattr(store, "store_messages_async", function.on_the_loop)
     return function
 
 
@@ -171,7 +171,7 @@ PLENTY = RateLimit(1e6, 1_000_000)
 
 def rest_client(limit: RateLimit = PLENTY) -> TestClient:
     pool = FakePool()
-    return TestClient(create_app(MessageStore(pool, Via.REST), pool, CHECK, limit))  # type: ignore[arg-type]
+    return TestClient(create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool, CHECK, limit))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

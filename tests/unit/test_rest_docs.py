@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from msgsuite.messages import Via
-from msgsuite.store import MessageStore
+from msgsuite.store import AsyncMessageStore
 from rest_server.app import create_app
 
-from .fakes import FakePool
+from .fakes import NO_DATABASE, FakePool
 
 _REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*'([^']+)'|spec-url=["']([^"']+)["']""")
 
@@ -20,7 +20,7 @@ _REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*'([^']+)'
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     pool = FakePool()
-    with TestClient(create_app(MessageStore(pool, Via.REST), pool)) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool)) as client:  # type: ignore[arg-type]
         yield client
 
 

@@ -1,0 +1,110 @@
+"""One PostgreSQL connection driven by the running event loop: no thread between a request and its statement.
+
+psycopg2's asynchronous connections send a statement and return; the loop
+watches the socket and polls the connection until the answer is in. They
+are always in autocommit, which is what the store needs (its statement is
+its transaction, see store.py). Errors leave classified, as from the
+thread pool (database.py), and the connection is kept on the same terms:
+after success or a refusal of the message, else closed and opened afresh
+by the next statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+from .database import DatabaseUnavailable, MessageRefused, classify
+from .settings import DatabaseSettings
+
+CONNECT_TIMEOUT_SECONDS = 5.0  # libpq's connect_timeout does not apply to an asynchronous connect
+
+
+class AsyncConnection:
+    """Runs one statement at a time; the caller awaits each (the group-commit writer is its only user)."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self._settings = settings
+        self._conn: psycopg2.extensions.connection | None = None
+
+    async def fetch_all(self, statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The statement's rows; raises a DatabaseError (see database.py)."""
+        conn = self._conn or await self._open()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(statement, parameters)
+            await _ready(conn)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+        except psycopg2.Error as error:
+            classified = classify(error)
+            if not isinstance(classified, MessageRefused) or conn.closed:
+                self.close()
+            raise classified from error
+        except BaseException:
+            self.close()  # cancelled or broken mid-statement: the session cannot be vouched for
+            raise
+        return rows
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _open(self) -> psycopg2.extensions.connection:
+        kwargs = self._settings.connect_kwargs()
+        try:
+            # libpq would resolve the name with a blocking call inside the loop; hostaddr skips that,
+            # and host still names the server for TLS verification.
+            kwargs["hostaddr"] = await _address_of(kwargs["host"], kwargs["port"])
+            conn: psycopg2.extensions.connection = psycopg2.connect(**kwargs, async_=True)
+            try:
+                await asyncio.wait_for(_ready(conn), CONNECT_TIMEOUT_SECONDS)
+            except BaseException:
+                conn.close()
+                raise
+        except psycopg2.Error as error:
+            raise classify(error) from error
+        except TimeoutError as error:
+            raise DatabaseUnavailable(f"no connection to the database within {CONNECT_TIMEOUT_SECONDS:g} s") from error
+        self._conn = conn
+        return conn
+
+
+async def _address_of(host: str, port: int) -> str:
+    try:
+        addresses = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise DatabaseUnavailable(f"could not resolve the database host {host}: {error}") from error
+    return str(addresses[0][4][0])
+
+
+async def _ready(conn: psycopg2.extensions.connection) -> None:
+    """Polls the connection until its connect or statement is complete; raises what the database answered."""
+    loop = asyncio.get_running_loop()
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        if state == psycopg2.extensions.POLL_READ:
+            watch, unwatch = loop.add_reader, loop.remove_reader
+        elif state == psycopg2.extensions.POLL_WRITE:
+            watch, unwatch = loop.add_writer, loop.remove_writer
+        else:
+            raise psycopg2.OperationalError(f"unexpected poll state {state}")
+        ready = loop.create_future()
+        fd = conn.fileno()
+        watch(fd, _set_done, ready)
+        try:
+            await ready
+        finally:
+            unwatch(fd)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

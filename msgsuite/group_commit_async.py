@@ -1,0 +1,94 @@
+"""Group commit on an event loop: group_commit.py without its writer thread.
+
+For a server whose requests are coroutines (the REST server): one writer
+task stores a group while the requests that arrive meanwhile wait in order,
+and stores all of them together next. Nothing crosses a thread, so a lone
+request costs its statement's round trip and one task switch. Outcomes are
+as in group_commit.py: each message its own record; a refused message gets
+its refusal and the rest of its group is stored without it (refusals.py);
+any other error fails the requests not stored yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from . import crash
+from .group_commit import split_per_request
+from .messages import StoredMessage
+from .refusals import store_isolating_refusals_async
+
+log = logging.getLogger(__name__)
+
+AsyncStoreFunction = Callable[[list[str], list[str | None]], Awaitable[list[StoredMessage]]]
+
+
+@dataclass
+class _Request:
+    texts: list[str]
+    keys: list[str | None]
+    result: asyncio.Future[list[StoredMessage]]
+
+
+class AsyncGroupCommitter:
+    """Lives on the loop that first stores through it; an error outside the store itself ends the process."""
+
+    def __init__(self, store: AsyncStoreFunction, max_messages: int = 1000) -> None:
+        self._store = store
+        self._max_messages = max_messages
+        self._waiting: deque[_Request] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, texts: Sequence[str], keys: Sequence[str | None]) -> list[StoredMessage]:
+        """Stores validated texts (one request's) and returns their records; raises what the store raised.
+
+        A request whose waiter is cancelled is stored all the same (its key makes a retry safe).
+        """
+        request = _Request(list(texts), list(keys), asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_while_waiting(), name="group-commit")
+            self._writer.add_done_callback(self._writer_done)
+        return await request.result
+
+    async def _write_while_waiting(self) -> None:
+        while self._waiting:
+            group = self._next_group()
+            outcomes = await store_isolating_refusals_async(group, self._store_requests)
+            for request, outcome in zip(group, outcomes, strict=True):
+                if request.result.cancelled():
+                    continue
+                if isinstance(outcome, Exception):
+                    request.result.set_exception(outcome)
+                else:
+                    request.result.set_result(outcome)
+
+    def _writer_done(self, writer: asyncio.Task[None]) -> None:
+        self._writer = None
+        if writer.cancelled():
+            return  # the loop is shutting down
+        error = writer.exception()
+        if error is not None:
+            crash.exit_now("the group-commit writer", error)
+        elif self._waiting:  # arrived after the writer's last look
+            self._writer = asyncio.create_task(self._write_while_waiting(), name="group-commit")
+            self._writer.add_done_callback(self._writer_done)
+
+    async def _store_requests(self, requests: Sequence[_Request]) -> list[list[StoredMessage]]:
+        """The requests' messages in one transaction; their records, split back per request."""
+        records = await self._store([t for r in requests for t in r.texts], [k for r in requests for k in r.keys])
+        return split_per_request(records, [len(r.texts) for r in requests])
+
+    def _next_group(self) -> list[_Request]:
+        """What is waiting now (at least one request), up to max_messages, in arrival order."""
+        group = [self._waiting.popleft()]
+        size = len(group[0].texts)
+        while self._waiting and size + len(self._waiting[0].texts) <= self._max_messages:
+            request = self._waiting.popleft()
+            group.append(request)
+            size += len(request.texts)
+        return group
