@@ -1,4 +1,4 @@
-"""Group commit on an event loop: group_commit.py with a writer task instead of request threads.
+"""Group commit on an event loop: group_commit.py without its writer thread.
 
 For a server whose requests are coroutines (the REST server): one writer
 task stores a group while the requests that arrive meanwhile wait in order,
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from . import crash
-from .group_commit import split_per_request, take_group
+from .group_commit import split_per_request
 from .messages import StoredMessage
 from .refusals import store_isolating_refusals_async
 
@@ -57,7 +57,7 @@ class AsyncGroupCommitter:
 
     async def _write_while_waiting(self) -> None:
         while self._waiting:
-            group = take_group(self._waiting, self._max_messages)
+            group = self._next_group()
             outcomes = await store_isolating_refusals_async(group, self._store_requests)
             for request, outcome in zip(group, outcomes, strict=True):
                 if request.result.cancelled():
@@ -82,3 +82,13 @@ class AsyncGroupCommitter:
         """The requests' messages in one transaction; their records, split back per request."""
         records = await self._store([t for r in requests for t in r.texts], [k for r in requests for k in r.keys])
         return split_per_request(records, [len(r.texts) for r in requests])
+
+    def _next_group(self) -> list[_Request]:
+        """What is waiting now (at least one request), up to max_messages, in arrival order."""
+        group = [self._waiting.popleft()]
+        size = len(group[0].texts)
+        while self._waiting and size + len(self._waiting[0].texts) <= self._max_messages:
+            request = self._waiting.popleft()
+            group.append(request)
+            size += len(request.texts)
+        return group

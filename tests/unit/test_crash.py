@@ -85,12 +85,13 @@ def test_a_group_commit_writer_that_fails_outside_the_store_ends_the_process() -
             raise AssertionError("the writer's own bug")
 
         group_commit.store_isolating_refusals = broken
+        crash.exit_on_thread_errors()
         committer = group_commit.GroupCommitter(lambda texts, keys: [])
-        committer.store(["hola"], [None])  # the others would wait for ever: only the crash ends it
+        committer.store(["hola"], [None])  # waits for ever: only the crash ends it
         print("still running")
         """
     )
-    assert_crashed(result, "the group-commit writer", "AssertionError: the writer's own bug")
+    assert_crashed(result, "thread group-commit", "AssertionError: the writer's own bug")
 
 
 def test_or_exit_passes_arguments_through_and_does_nothing_when_the_function_succeeds(exits: Exits) -> None:

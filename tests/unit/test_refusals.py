@@ -197,7 +197,7 @@ def test_a_refused_request_fails_alone_and_the_rest_of_its_group_commit_is_store
         threads.append(threading.Thread(target=send, args=(texts,)))
         threads[-1].start()
         deadline = time.monotonic() + 5
-        while len(committer._waiting) < number:  # queued in this order
+        while committer._queue.qsize() < number:  # queued in this order
             assert time.monotonic() < deadline
             time.sleep(0.001)
     release.set()
