@@ -56,31 +56,51 @@ class AsyncConnection:
             self._conn = None
 
     async def _open(self) -> psycopg2.extensions.connection:
+        """A new connection to the first of the host's addresses that answers, as libpq tries them."""
         kwargs = self._settings.connect_kwargs()
-        try:
-            # libpq would resolve the name with a blocking call inside the loop; hostaddr skips that,
-            # and host still names the server for TLS verification.
-            kwargs["hostaddr"] = await _address_of(kwargs["host"], kwargs["port"])
-            conn: psycopg2.extensions.connection = psycopg2.connect(**kwargs, async_=True)
+        unavailable: DatabaseUnavailable | None = None
+        for address in await _addresses_of(kwargs["host"], kwargs["port"]):
             try:
-                await asyncio.wait_for(_ready(conn), CONNECT_TIMEOUT_SECONDS)
-            except BaseException:
-                conn.close()
-                raise
-        except psycopg2.Error as error:
-            raise classify(error) from error
-        except TimeoutError as error:
-            raise DatabaseUnavailable(f"no connection to the database within {CONNECT_TIMEOUT_SECONDS:g} s") from error
-        self._conn = conn
-        return conn
+                self._conn = await _connect({**kwargs, "hostaddr": address} if address else kwargs)
+                return self._conn
+            except DatabaseUnavailable as error:
+                unavailable = error
+        assert unavailable is not None, "_addresses_of returns at least one address"
+        raise unavailable
 
 
-async def _address_of(host: str, port: int) -> str:
+async def _connect(kwargs: dict[str, Any]) -> psycopg2.extensions.connection:
     try:
-        addresses = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        conn: psycopg2.extensions.connection = psycopg2.connect(**kwargs, async_=True)
+        try:
+            await asyncio.wait_for(_ready(conn), CONNECT_TIMEOUT_SECONDS)
+        except BaseException:
+            conn.close()
+            raise
+    except psycopg2.Error as error:
+        raise classify(error) from error
+    except TimeoutError as error:
+        raise DatabaseUnavailable(f"no connection to the database within {CONNECT_TIMEOUT_SECONDS:g} s") from error
+    return conn
+
+
+async def _addresses_of(host: str, port: int) -> list[str | None]:
+    """The host's addresses, each once, in the resolver's order; [None] when libpq must take the host as given.
+
+    libpq would resolve a name with a blocking call inside the loop; an address in hostaddr skips that,
+    and host still names the server for TLS verification. A socket directory (/…) needs no lookup, and a
+    list of hosts (a,b) is left to libpq whole.
+    """
+    if host.startswith("/") or "," in host:
+        return [None]
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
         raise DatabaseUnavailable(f"could not resolve the database host {host}: {error}") from error
-    return str(addresses[0][4][0])
+    addresses: list[str | None] = list(dict.fromkeys(str(entry[4][0]) for entry in found))
+    if not addresses:
+        raise DatabaseUnavailable(f"the database host {host} has no address")
+    return addresses
 
 
 async def _ready(conn: psycopg2.extensions.connection) -> None:
