@@ -12,7 +12,6 @@ any other error fails the requests not stored yet.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from . import crash
 from .group_commit import split_per_request
 from .messages import StoredMessage
 from .refusals import store_isolating_refusals_async
-
-log = logging.getLogger(__name__)
 
 AsyncStoreFunction = Callable[[list[str], list[str | None]], Awaitable[list[StoredMessage]]]
 
@@ -51,9 +48,12 @@ class AsyncGroupCommitter:
         request = _Request(list(texts), list(keys), asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_while_waiting(), name="group-commit")
-            self._writer.add_done_callback(self._writer_done)
+            self._start_writer()
         return await request.result
+
+    def _start_writer(self) -> None:
+        self._writer = asyncio.create_task(self._write_while_waiting(), name="group-commit")
+        self._writer.add_done_callback(self._writer_done)
 
     async def _write_while_waiting(self) -> None:
         while self._waiting:
@@ -75,8 +75,7 @@ class AsyncGroupCommitter:
         if error is not None:
             crash.exit_now("the group-commit writer", error)
         elif self._waiting:  # arrived after the writer's last look
-            self._writer = asyncio.create_task(self._write_while_waiting(), name="group-commit")
-            self._writer.add_done_callback(self._writer_done)
+            self._start_writer()
 
     async def _store_requests(self, requests: Sequence[_Request]) -> list[list[StoredMessage]]:
         """The requests' messages in one transaction; their records, split back per request."""
