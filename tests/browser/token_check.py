@@ -2,7 +2,7 @@
 
 Run by tests/e2e/test_auth.py in the msgsuite/dashboard-browser image:
 
-    python /check/token_check.py --page http://websocket-hub:8765/ --token TOKEN
+    python /check/token_check.py --page http://websocket-hub:8765/ --token=TOKEN
 
 Prints one JSON object on stdout with what the browser saw (it asserts nothing itself):
 whether the page asked for a token before opening any WebSocket, whether a wrong token

@@ -160,7 +160,7 @@ def test_the_live_page_asks_for_its_token_once_per_browser_session(locked: Stack
         [
             *("docker", "run", "--rm", "--network", f"{locked.project}_suite", "--entrypoint", "python"),
             *(BROWSER_IMAGE, "/check/token_check.py", "--page", "http://websocket-hub:8765/"),
-            *("--token", locked.secret("listener_token")),
+            f"--token={locked.secret('listener_token')}",  # one argument: a token may begin with "-"
         ],
         capture_output=True,
         text=True,
