@@ -1,12 +1,17 @@
-"""python -m grpc_server: serves suite.v1.MessageService, health and reflection on GRPC_PORT."""
+"""python -m grpc_server: serves suite.v1.MessageService, health and reflection on GRPC_PORT.
+
+The server is grpc.aio's: calls are coroutines on one event loop, and
+SendMessage stores through the loop's group committer (group_commit_async.py)
+with no thread between a call and its statement.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
-import threading
-from collections.abc import Callable
-from concurrent import futures
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -16,11 +21,12 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.auth import RateLimit, RateLimiter, TokenCheck, auth_enabled
-from msgsuite.database import ConnectionPool, DatabaseError
+from msgsuite.database import DatabaseError
+from msgsuite.database_async import AsyncConnection
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
-from msgsuite.store import Messages, MessageStore
+from msgsuite.store import AsyncMessages, AsyncMessageStore
 from msgsuite.tls import TlsSettings
 
 from .access import AccessInterceptor
@@ -31,13 +37,13 @@ MESSAGE_SERVICE = messages_pb2.DESCRIPTOR.services_by_name["MessageService"].ful
 # each); larger requests are refused by gRPC itself with RESOURCE_EXHAUSTED.
 MAX_REQUEST_BYTES = 17 * 1024 * 1024
 GRACE_SECONDS = 10
+CHECK_TIMEOUT_SECONDS = 5.0  # a database that does not answer SELECT 1 in this time is down
 
 
 @dataclass(frozen=True)
 class GrpcServerSettings:
     database: DatabaseSettings
     port: int
-    workers: int  # calls served at once
     metrics_port: int
     tls: TlsSettings  # TLS=on: TLS server credentials with its own certificate
     tokens: TokenCheck  # AUTH=on: the digest of the gRPC clients' token
@@ -48,7 +54,6 @@ class GrpcServerSettings:
         return cls(
             DatabaseSettings.from_env("grpc-server"),
             integer("GRPC_PORT", 50051),
-            integer("GRPC_WORKERS", 16),
             integer("METRICS_PORT", 9464),
             TlsSettings.from_env("grpc-server"),
             TokenCheck(secret("GRPC_TOKEN_SHA256") if auth_enabled() else None),
@@ -56,55 +61,77 @@ class GrpcServerSettings:
         )
 
 
-def watch_database(pool: ConnectionPool, servicer: health.HealthServicer, stopping: threading.Event) -> None:
-    """Reports SERVING while the database answers, NOT_SERVING while it does not.
+async def watch_database(
+    connection: AsyncConnection,
+    servicer: health.aio.HealthServicer,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Reports SERVING while the database answers, NOT_SERVING while it does not; runs until cancelled.
 
+    A check that gets no answer within CHECK_TIMEOUT_SECONDS counts as down.
     Any other error ends the process (see crash.py): a frozen status would lie.
     """
     log = logging.getLogger("grpc-server")
     serving: bool | None = None
-    while not stopping.is_set():
+    while True:
         try:
-            with pool.connection() as conn, conn.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            await asyncio.wait_for(connection.fetch_all("SELECT 1", ()), CHECK_TIMEOUT_SECONDS)
             now_serving = True
-        except DatabaseError as error:
+        except (DatabaseError, TimeoutError) as error:
             now_serving = False
             if serving is not False:
-                log.warning("database unreachable, reporting NOT_SERVING: %s", error)
-        if now_serving != serving and not stopping.is_set():
+                log.warning(
+                    "database unreachable, reporting NOT_SERVING: %s",
+                    str(error) or f"no answer within {CHECK_TIMEOUT_SECONDS:g} s",
+                )
+        if now_serving != serving:
             status = (
                 health_pb2.HealthCheckResponse.SERVING if now_serving else health_pb2.HealthCheckResponse.NOT_SERVING
             )
             for name in ("", MESSAGE_SERVICE):
-                servicer.set(name, status)
+                await servicer.set(name, status)
             if now_serving:
                 log.info("database reachable, reporting SERVING")
             serving = now_serving
-        stopping.wait(2.0 if serving else 1.0)
+        await sleep(2.0 if serving else 1.0)
 
 
-def stored_in(pool: ConnectionPool) -> Messages:
-    return MessageStore(pool, Via.GRPC)
+def stored_in(settings: DatabaseSettings) -> AsyncMessages:
+    return AsyncMessageStore(settings, Via.GRPC)
 
 
-def main(messages_for: Callable[[ConnectionPool], Messages] = stored_in) -> int:
+def main(messages_for: Callable[[DatabaseSettings], AsyncMessages] = stored_in) -> int:
     """messages_for: what SendMessage stores through (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("grpc-server")
     settings = load_or_exit(log, GrpcServerSettings.from_env)
     crash.exit_on_thread_errors()
     metrics.serve(settings.metrics_port)
-    pool = ConnectionPool(settings.database)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers),
+    stopping = shutdown.on_stop(lambda: None)  # until the loop takes the signals over
+    if not wait_for_schema(settings.database, log, stopping):
+        return 0
+    asyncio.run(serve(settings, messages_for(settings.database), stopping.is_set))
+    log.info("stopped")
+    return 0
+
+
+async def serve(settings: GrpcServerSettings, messages: AsyncMessages, stopped_early: Callable[[], bool]) -> None:
+    """Serves until SIGTERM or SIGINT, then lets in-flight calls finish (up to GRACE_SECONDS)."""
+    log = logging.getLogger("grpc-server")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if stopped_early():
+        return
+    server = grpc.aio.server(
         interceptors=[AccessInterceptor(settings.tokens, RateLimiter(settings.rate_limit))],
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
-    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(messages_for(pool)), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    messages_pb2_grpc.add_MessageServiceServicer_to_server(MessageService(messages), server)
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", MESSAGE_SERVICE):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((MESSAGE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"0.0.0.0:{settings.port}"
     if settings.tls.cert_file and settings.tls.key_file:
@@ -112,16 +139,7 @@ def main(messages_for: Callable[[ConnectionPool], Messages] = stored_in) -> int:
             server.add_secure_port(address, grpc.ssl_server_credentials([(key.read(), certificate.read())]))
     else:
         server.add_insecure_port(address)
-
-    def stop() -> None:
-        log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
-        health_servicer.enter_graceful_shutdown()
-        server.stop(GRACE_SECONDS)
-
-    stopping = shutdown.on_stop(stop)
-    if not wait_for_schema(settings.database, log, stopping):
-        return 0
-    server.start()
+    await server.start()
     log.info(
         "listening on port %d (%s), database %s:%d, bearer token %s",
         settings.port,
@@ -130,11 +148,20 @@ def main(messages_for: Callable[[ConnectionPool], Messages] = stored_in) -> int:
         settings.database.port,
         "required" if settings.tokens.required else "not required (AUTH=off)",
     )
-    threading.Thread(target=watch_database, args=(pool, health_servicer, stopping), daemon=True).start()
-    server.wait_for_termination()
-    pool.close()
-    log.info("stopped")
-    return 0
+    health_connection = AsyncConnection(settings.database)
+    watcher = asyncio.create_task(watch_database(health_connection, health_servicer), name="health-watcher")
+    watcher.add_done_callback(_exit_unless_cancelled)
+    await stop.wait()
+    log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
+    watcher.cancel()
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(GRACE_SECONDS)
+    health_connection.close()
+
+
+def _exit_unless_cancelled(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        crash.exit_now(f"the {task.get_name()}", task.exception() or RuntimeError("ended without being asked to"))
 
 
 if __name__ == "__main__":

@@ -11,4 +11,4 @@ from msgsuite.no_storage import NothingStored
 from .__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main(lambda pool: NothingStored(Via.GRPC)))
+    sys.exit(main(lambda settings: NothingStored(Via.GRPC)))

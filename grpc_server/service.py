@@ -1,16 +1,17 @@
-"""suite.v1.MessageService: validates, stores through the shared code, answers the record."""
+"""suite.v1.MessageService on grpc.aio: validates, stores through the shared code, answers the record."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import InvalidMessage, StoredMessage
-from msgsuite.store import Messages
+from msgsuite.store import AsyncMessages
 
 log = logging.getLogger("grpc-server")
 
@@ -24,38 +25,40 @@ def to_response(record: StoredMessage) -> messages_pb2.SendMessageResponse:
 
 
 class MessageService(messages_pb2_grpc.MessageServiceServicer):
-    def __init__(self, messages: Messages) -> None:
+    def __init__(self, messages: AsyncMessages) -> None:
         self._messages = messages
 
-    def SendMessage(
-        self, request: messages_pb2.SendMessageRequest, context: grpc.ServicerContext
+    async def SendMessage(
+        self, request: messages_pb2.SendMessageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> messages_pb2.SendMessageResponse:
-        return self._store(context, [request])[0]
+        return (await self._store(context, [request]))[0]
 
-    def SendMessageBatch(
-        self, request: messages_pb2.SendMessageBatchRequest, context: grpc.ServicerContext
+    async def SendMessageBatch(
+        self, request: messages_pb2.SendMessageBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> messages_pb2.SendMessageBatchResponse:
-        return messages_pb2.SendMessageBatchResponse(messages=self._store(context, request.messages))
+        return messages_pb2.SendMessageBatchResponse(messages=await self._store(context, request.messages))
 
-    def _store(
-        self, context: grpc.ServicerContext, requests: Sequence[messages_pb2.SendMessageRequest]
+    async def _store(
+        self, context: grpc.aio.ServicerContext[Any, Any], requests: Sequence[messages_pb2.SendMessageRequest]
     ) -> list[messages_pb2.SendMessageResponse]:
         try:
-            records = self._messages.validate_and_store(
+            records = await self._messages.validate_and_store_async(
                 [r.message for r in requests], [r.idempotency_key or None for r in requests]
             )
         except InvalidMessage as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.reason)
         except DatabaseUnavailable as error:
             log.warning("database unavailable: %s", error)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the database is unavailable; retry later")
         except MessageRefused as error:
             log.warning("the database refused a message: %s", error.reason)
-            context.abort(grpc.StatusCode.INTERNAL, f"the database refused the message: {error.reason}")
+            await context.abort(grpc.StatusCode.INTERNAL, f"the database refused the message: {error.reason}")
         except DatabaseFailure as error:
             log.error("database error", exc_info=error)
-            context.abort(grpc.StatusCode.INTERNAL, "the database failed to store the message; see the grpc-server log")
+            await context.abort(
+                grpc.StatusCode.INTERNAL, "the database failed to store the message; see the grpc-server log"
+            )
         except Exception:
             log.exception("unexpected error while storing")
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; see the grpc-server log")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the grpc-server log")
         return [to_response(record) for record in records]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from fastapi.testclient import TestClient
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from grpc_client.sender import GrpcSender
+from grpc_server.__main__ import MESSAGE_SERVICE
 from grpc_server.access import AccessInterceptor, caller_address
 from msgsuite import cli, secrets_init, store
 from msgsuite.auth import REFUSAL, RateLimit, RateLimiter, TokenCheck, bearer_token, client_token, token_digest
@@ -267,34 +271,50 @@ class Storing(messages_pb2_grpc.MessageServiceServicer):
     def __init__(self) -> None:
         self.stored: list[str] = []
 
-    def SendMessage(
-        self, request: messages_pb2.SendMessageRequest, context: grpc.ServicerContext
+    async def SendMessage(
+        self, request: messages_pb2.SendMessageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> messages_pb2.SendMessageResponse:
         self.stored.append(request.message)
         return messages_pb2.SendMessageResponse(id=len(self.stored), total=len(self.stored), via="GRPC")
 
 
 class GrpcServer:
+    """A grpc.aio server with the interceptor, as grpc-server runs it, on a loop in a thread of its own."""
+
     def __init__(self, limit: RateLimit) -> None:
         self.servicer = Storing()
-        self.server = grpc.server(
-            futures.ThreadPoolExecutor(2),
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server, port = asyncio.run_coroutine_threadsafe(self._start(limit), self.loop).result(10)
+        self.target = f"127.0.0.1:{port}"
+
+    async def _start(self, limit: RateLimit) -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(
             interceptors=[AccessInterceptor(CHECK, RateLimiter(limit))],
             options=[("grpc.max_receive_message_length", 1024)],
         )
-        messages_pb2_grpc.add_MessageServiceServicer_to_server(self.servicer, self.server)
-        health_servicer = health.HealthServicer()
-        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self.server)
-        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
-        self.server.start()
+        messages_pb2_grpc.add_MessageServiceServicer_to_server(self.servicer, server)
+        health_servicer = health.aio.HealthServicer()
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection((MESSAGE_SERVICE, reflection.SERVICE_NAME), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(None), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture
 def grpc_server() -> Iterator[GrpcServer]:
     served = GrpcServer(RateLimit(per_second=0.5, burst=3))
     yield served
-    served.server.stop(None)
+    served.stop()
 
 
 @pytest.mark.parametrize("token", [None, "wrong", token_digest(TOKEN)])
@@ -331,6 +351,26 @@ def test_grpc_over_the_rate_is_retried_while_too_large_is_refused_for_good(grpc_
     finally:
         sender.close()
     assert grpc_server.servicer.stored == ["m0", "m1", "m2"]
+
+
+def list_services(target: str, token: str | None) -> list[str]:
+    """The services the server's reflection names (a stream-stream call, guarded like any other)."""
+    with grpc.insecure_channel(target) as channel:
+        info = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        metadata = (("authorization", f"Bearer {token}"),) if token else None
+        responses = info(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), metadata=metadata, timeout=5)
+        return [s.name for r in responses for s in r.list_services_response.service]
+
+
+def test_grpc_reflection_needs_the_token_like_any_other_service(grpc_server: GrpcServer) -> None:
+    assert sorted(list_services(grpc_server.target, TOKEN)) == sorted([MESSAGE_SERVICE, reflection.SERVICE_NAME])
+    with pytest.raises(grpc.RpcError) as refused:
+        list_services(grpc_server.target, None)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and refused.value.details() == REFUSAL
 
 
 def test_a_peer_string_gives_the_callers_address() -> None:

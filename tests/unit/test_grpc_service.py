@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from suite.v1 import messages_pb2
 
-from grpc_server.__main__ import MESSAGE_SERVICE, watch_database
+from grpc_server.__main__ import MESSAGE_SERVICE, _exit_unless_cancelled, watch_database
 from grpc_server.service import MessageService
-from msgsuite import crash, store
+from msgsuite import store
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import Via
-from msgsuite.store import MessageStore
+from msgsuite.store import AsyncMessageStore
 
 from .conftest import Exits
-from .fakes import FakePool, FakeStoreFunction
+from .fakes import NO_DATABASE, FakeStoreFunction
+
+T = TypeVar("T")
 
 
 class Aborted(Exception):
@@ -31,8 +34,15 @@ class Aborted(Exception):
 
 
 class FakeContext:
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise Aborted(code, details)
+
+
+def call(coroutine: Awaitable[T]) -> T:
+    async def awaited() -> T:
+        return await coroutine
+
+    return asyncio.run(awaited())
 
 
 class Grpc:
@@ -42,7 +52,7 @@ class Grpc:
 
     def send(self, message: str, key: str = "") -> messages_pb2.SendMessageResponse:
         request = messages_pb2.SendMessageRequest(message=message, idempotency_key=key)
-        return self.service.SendMessage(request, FakeContext())  # type: ignore[arg-type]
+        return call(self.service.SendMessage(request, FakeContext()))  # type: ignore[arg-type]
 
     def send_batch(self, *messages: str | tuple[str, str]) -> messages_pb2.SendMessageBatchResponse:
         requests = [
@@ -52,15 +62,16 @@ class Grpc:
             for m in messages
         ]
         batch = messages_pb2.SendMessageBatchRequest(messages=requests)
-        return self.service.SendMessageBatch(batch, FakeContext())  # type: ignore[arg-type]
+        return call(self.service.SendMessageBatch(batch, FakeContext()))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def grpc_service() -> Iterator[Grpc]:
     stored = FakeStoreFunction()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(store, "store_messages", stored)
-        yield Grpc(MessageService(MessageStore(FakePool(), Via.GRPC)), stored)  # type: ignore[arg-type]
+        # AsyncMessageStore validates and group-commits for real; only the SQL call is replaced.
+        patch.setattr(store, "store_messages_async", stored.on_the_loop)
+        yield Grpc(MessageService(AsyncMessageStore(NO_DATABASE, Via.GRPC)), stored)
 
 
 @pytest.fixture
@@ -180,67 +191,93 @@ def test_an_unexpected_error_is_internal_and_logged(service: Grpc, caplog: pytes
 # The health watcher
 
 
-class ScriptedPool(FakePool):
-    """Fails or answers by a script, one step per health check; the last step repeats."""
+class ScriptedConnection:
+    """Answers SELECT 1, fails, or never answers, by a script, one step per check; the last step repeats."""
 
-    def __init__(self, script: list[BaseException | None]) -> None:
-        super().__init__()
+    NO_ANSWER = "no answer"
+
+    def __init__(self, script: list[BaseException | str | None]) -> None:
         self.script = script
+        self.checks = 0
 
-    def connection(self):  # type: ignore[no-untyped-def]
-        step = min(self.checkouts, len(self.script) - 1)
-        self.failure = self.script[step]
-        return super().connection()
+    async def fetch_all(self, statement: str, parameters: object) -> list[tuple[Any, ...]]:
+        step = self.script[min(self.checks, len(self.script) - 1)]
+        self.checks += 1
+        if isinstance(step, BaseException):
+            raise step
+        if step == self.NO_ANSWER:
+            await asyncio.Event().wait()
+        return [(1,)]
 
 
 class RecordingHealth:
     def __init__(self) -> None:
         self.statuses: list[tuple[str, int]] = []
 
-    def set(self, name: str, status: int) -> None:
+    async def set(self, name: str, status: int) -> None:
         self.statuses.append((name, status))
 
 
-class Checks:
-    """The watcher's `stopping` event: never waits, and stops it after `rounds` checks."""
+class Pauses:
+    """The watcher's pause between checks: never waits, and cancels it after `rounds` checks."""
 
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds
         self.waits: list[float] = []
 
-    def is_set(self) -> bool:
-        return len(self.waits) >= self.rounds
-
-    def wait(self, timeout: float) -> bool:
-        self.waits.append(timeout)
-        return self.is_set()
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if len(self.waits) >= self.rounds:
+            raise asyncio.CancelledError
 
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+BOTH = ("", MESSAGE_SERVICE)
+
+
+def watch(connection: ScriptedConnection, rounds: int) -> tuple[RecordingHealth, Pauses]:
+    health, pauses = RecordingHealth(), Pauses(rounds)
+    with pytest.raises(asyncio.CancelledError):
+        call(watch_database(connection, health, pauses))  # type: ignore[arg-type]
+    return health, pauses
 
 
 def test_the_health_status_follows_the_database() -> None:
     down = DatabaseUnavailable("could not connect to server")
-    pool = ScriptedPool([down, down, None, None, None, DatabaseFailure("odd (SQLSTATE XX000)"), None])
-    health, checks = RecordingHealth(), Checks(rounds=7)
-    watch_database(pool, health, checks)  # type: ignore[arg-type]
-    both = ("", MESSAGE_SERVICE)
+    connection = ScriptedConnection([down, down, None, None, None, DatabaseFailure("odd (SQLSTATE XX000)"), None])
+    health, pauses = watch(connection, rounds=7)
     assert health.statuses == [
-        *((name, NOT_SERVING) for name in both),
-        *((name, SERVING) for name in both),
-        *((name, NOT_SERVING) for name in both),
-        *((name, SERVING) for name in both),
+        *((name, NOT_SERVING) for name in BOTH),
+        *((name, SERVING) for name in BOTH),
+        *((name, NOT_SERVING) for name in BOTH),
+        *((name, SERVING) for name in BOTH),
     ]
-    assert checks.waits == [1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 2.0]  # looks again sooner while down
+    assert pauses.waits == [1.0, 1.0, 2.0, 2.0, 2.0, 1.0, 2.0]  # looks again sooner while down
+
+
+def test_a_database_that_does_not_answer_is_not_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("grpc_server.__main__.CHECK_TIMEOUT_SECONDS", 0.01)
+    connection = ScriptedConnection([None, ScriptedConnection.NO_ANSWER, None])
+    health, _ = watch(connection, rounds=3)
+    assert health.statuses == [
+        *((name, SERVING) for name in BOTH),
+        *((name, NOT_SERVING) for name in BOTH),
+        *((name, SERVING) for name in BOTH),
+    ]
 
 
 def test_any_other_error_in_the_watcher_ends_the_process(exits: Exits) -> None:
-    crash.exit_on_thread_errors()
-    pool = ScriptedPool([None, RuntimeError("a bug in the watcher")])
+    connection = ScriptedConnection([None, RuntimeError("a bug in the watcher")])
     health = RecordingHealth()
-    thread = threading.Thread(target=watch_database, args=(pool, health, Checks(rounds=10)), name="health-watcher")
-    thread.start()
-    thread.join(5)
+
+    async def run_watcher() -> None:
+        watcher = watch_database(connection, health, Pauses(rounds=10))  # type: ignore[arg-type]
+        task = asyncio.create_task(watcher, name="health-watcher")
+        task.add_done_callback(_exit_unless_cancelled)
+        await asyncio.wait([task])
+        await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+
+    asyncio.run(run_watcher())
     assert exits.codes == [70]
     assert health.statuses == [("", SERVING), (MESSAGE_SERVICE, SERVING)]  # never frozen silently
