@@ -1,7 +1,7 @@
 """python -m grpc_server: serves suite.v1.MessageService, health and reflection on GRPC_PORT.
 
 The server is grpc.aio's: calls are coroutines on one event loop, and
-SendMessage stores through the loop's group committer (group_commit_async.py)
+SendMessage stores through the loop's group committer (group_commit.py)
 with no thread between a call and its statement.
 """
 
@@ -26,7 +26,7 @@ from msgsuite.database_async import AsyncConnection
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
-from msgsuite.store import AsyncMessages, AsyncMessageStore
+from msgsuite.store import Messages, MessageStore
 from msgsuite.tls import TlsSettings
 
 from .access import AccessInterceptor
@@ -96,11 +96,11 @@ async def watch_database(
         await sleep(2.0 if serving else 1.0)
 
 
-def stored_in(settings: DatabaseSettings) -> AsyncMessages:
-    return AsyncMessageStore(settings, Via.GRPC)
+def stored_in(settings: DatabaseSettings) -> Messages:
+    return MessageStore(settings, Via.GRPC)
 
 
-def main(messages_for: Callable[[DatabaseSettings], AsyncMessages] = stored_in) -> int:
+def main(messages_for: Callable[[DatabaseSettings], Messages] = stored_in) -> int:
     """messages_for: what SendMessage stores through (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("grpc-server")
     settings = load_or_exit(log, GrpcServerSettings.from_env)
@@ -114,7 +114,7 @@ def main(messages_for: Callable[[DatabaseSettings], AsyncMessages] = stored_in) 
     return 0
 
 
-async def serve(settings: GrpcServerSettings, messages: AsyncMessages, stopped_early: Callable[[], bool]) -> None:
+async def serve(settings: GrpcServerSettings, messages: Messages, stopped_early: Callable[[], bool]) -> None:
     """Serves until SIGTERM or SIGINT, then lets in-flight calls finish (up to GRACE_SECONDS)."""
     log = logging.getLogger("grpc-server")
     stop = asyncio.Event()

@@ -11,7 +11,7 @@ from suite.v1 import messages_pb2, messages_pb2_grpc
 
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import InvalidMessage, StoredMessage
-from msgsuite.store import AsyncMessages
+from msgsuite.store import Messages
 
 log = logging.getLogger("grpc-server")
 
@@ -25,7 +25,7 @@ def to_response(record: StoredMessage) -> messages_pb2.SendMessageResponse:
 
 
 class MessageService(messages_pb2_grpc.MessageServiceServicer):
-    def __init__(self, messages: AsyncMessages) -> None:
+    def __init__(self, messages: Messages) -> None:
         self._messages = messages
 
     async def SendMessage(
@@ -42,7 +42,7 @@ class MessageService(messages_pb2_grpc.MessageServiceServicer):
         self, context: grpc.aio.ServicerContext[Any, Any], requests: Sequence[messages_pb2.SendMessageRequest]
     ) -> list[messages_pb2.SendMessageResponse]:
         try:
-            records = await self._messages.validate_and_store_async(
+            records = await self._messages.validate_and_store(
                 [r.message for r in requests], [r.idempotency_key or None for r in requests]
             )
         except InvalidMessage as error:

@@ -31,15 +31,10 @@ class NumberedRecords:
 
 
 class NothingStored:
-    """MessageStore's and AsyncMessageStore's interface, validating the same way and answering at once."""
+    """MessageStore's interface, validating the same way and answering at once."""
 
     def __init__(self, via: Via) -> None:
         self._records = NumberedRecords(via)
 
-    def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
+    async def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
         return self._records(validate_batch(list(texts), list(keys)), list(keys))
-
-    async def validate_and_store_async(
-        self, texts: Sequence[object], keys: Sequence[str | None]
-    ) -> list[StoredMessage]:
-        return self.validate_and_store(texts, keys)

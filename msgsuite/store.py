@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,11 +15,13 @@ from . import metrics
 from .database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from .database_async import AsyncConnection
 from .group_commit import GroupCommitter
-from .group_commit_async import AsyncGroupCommitter
 from .messages import InvalidMessage, StoredMessage, Via, validate_batch
 from .settings import DatabaseSettings
 
 _COLUMNS = "id, via, message, created_at, idempotency_key"
+
+# Stores validated texts with their keys, blocking until the records are back (the AMQP consumer's writer).
+StoreFunction = Callable[[list[str], list[str | None]], list[StoredMessage]]
 
 log = logging.getLogger("msgsuite.store")
 
@@ -100,43 +102,20 @@ def _observed(via: Via, texts: Sequence[str], keys: Sequence[str | None]) -> Ite
 
 
 class Messages(Protocol):
-    """What a threaded server stores through: MessageStore, or no_storage.NothingStored for the ceiling."""
+    """What a server stores through: MessageStore, or no_storage.NothingStored for the benchmark's ceiling."""
 
-    def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]: ...
-
-
-class AsyncMessages(Protocol):
-    """What an event-loop server stores through: AsyncMessageStore, or no_storage.NothingStored."""
-
-    async def validate_and_store_async(
-        self, texts: Sequence[object], keys: Sequence[str | None]
-    ) -> list[StoredMessage]: ...
+    async def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]: ...
 
 
 class MessageStore:
-    """How a threaded server stores what it received: validated, then group-committed (see group_commit.py)."""
-
-    def __init__(self, pool: ConnectionPool, via: Via) -> None:
-        self._via = via
-        self._committer = GroupCommitter(lambda texts, keys: store_messages(pool, via, texts, keys))
-
-    def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
-        """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
-        with _counting_refusals(self._via, len(texts)):
-            return self._committer.store(validate_batch(list(texts), list(keys)), keys)
-
-
-class AsyncMessageStore:
-    """MessageStore for an event loop: group-committed by a task on it (group_commit_async.py), no thread."""
+    """How a server on an event loop stores what it received: validated, then group-committed (group_commit.py)."""
 
     def __init__(self, settings: DatabaseSettings, via: Via) -> None:
         self._via = via
         connection = AsyncConnection(settings)
-        self._committer = AsyncGroupCommitter(lambda texts, keys: store_messages_async(connection, via, texts, keys))
+        self._committer = GroupCommitter(lambda texts, keys: store_messages_async(connection, via, texts, keys))
 
-    async def validate_and_store_async(
-        self, texts: Sequence[object], keys: Sequence[str | None]
-    ) -> list[StoredMessage]:
+    async def validate_and_store(self, texts: Sequence[object], keys: Sequence[str | None]) -> list[StoredMessage]:
         """One request's messages, all or none; raises InvalidMessage or a DatabaseError (see database.py)."""
         with _counting_refusals(self._via, len(texts)):
             return await self._committer.store(validate_batch(list(texts), list(keys)), keys)

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.database import ConnectionPool
-from msgsuite.group_commit import StoreFunction
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import BrokerSettings, DatabaseSettings, integer, load_or_exit, optional
-from msgsuite.store import store_messages
+from msgsuite.store import StoreFunction, store_messages
 
 from .consumer import Consumer
 

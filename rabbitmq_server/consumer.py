@@ -31,11 +31,11 @@ from msgsuite import metrics
 from msgsuite.amqp import connection_parameters
 from msgsuite.backoff import Backoff, Reconnecting, keep_connected
 from msgsuite.database import DatabaseUnavailable, MessageRefused
-from msgsuite.group_commit import StoreFunction
 from msgsuite.messages import InvalidMessage, StoredMessage, Via, decode_text, validate_key
 from msgsuite.probe import touch
 from msgsuite.refusals import store_isolating_refusals
 from msgsuite.settings import BrokerSettings
+from msgsuite.store import StoreFunction
 
 log = logging.getLogger("rabbitmq-server")
 

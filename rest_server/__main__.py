@@ -14,7 +14,7 @@ from msgsuite.database import ConnectionPool
 from msgsuite.messages import Via
 from msgsuite.schema import wait_for_schema
 from msgsuite.settings import DatabaseSettings, integer, load_or_exit, secret
-from msgsuite.store import AsyncMessages, AsyncMessageStore
+from msgsuite.store import Messages, MessageStore
 from msgsuite.tls import TlsSettings
 
 from .app import create_app
@@ -39,11 +39,11 @@ class RestServerSettings:
         )
 
 
-def stored_in(settings: DatabaseSettings) -> AsyncMessages:
-    return AsyncMessageStore(settings, Via.REST)
+def stored_in(settings: DatabaseSettings) -> Messages:
+    return MessageStore(settings, Via.REST)
 
 
-def main(messages_for: Callable[[DatabaseSettings], AsyncMessages] = stored_in) -> int:
+def main(messages_for: Callable[[DatabaseSettings], Messages] = stored_in) -> int:
     """messages_for: what POST stores through (the benchmark's no-op ceiling swaps it, see noop.py)."""
     log = logs.configure("rest-server")
     settings = load_or_exit(log, RestServerSettings.from_env)

@@ -19,7 +19,7 @@ from msgsuite import metrics
 from msgsuite.auth import RateLimit, RateLimiter, TokenCheck
 from msgsuite.database import ConnectionPool, DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import MAX_BATCH, MAX_MESSAGE_CHARS, InvalidMessage, Via
-from msgsuite.store import AsyncMessages, message_by_id, messages_after
+from msgsuite.store import Messages, message_by_id, messages_after
 
 from .access_gate import AccessGate
 from .request_gate import RequestGate
@@ -92,7 +92,7 @@ UNLIMITED = RateLimit(per_second=1e9, burst=1_000_000_000)
 
 
 def create_app(
-    messages: AsyncMessages, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
+    messages: Messages, pool: ConnectionPool, tokens: TokenCheck = OPEN, rate_limit: RateLimit = UNLIMITED
 ) -> ASGIApp:
     """The API storing through `messages` and reading through `pool`; /messages needs `tokens` and
     is held to `rate_limit`."""
@@ -174,7 +174,7 @@ def create_app(
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> Any:
         # async: the request waits for the group-commit writer on the loop, not in a worker thread.
-        [record] = await messages.validate_and_store_async([body.message], [idempotency_key])
+        [record] = await messages.validate_and_store([body.message], [idempotency_key])
         return JSONResponse(record.as_json(), status_code=200 if record.repeated else 201)
 
     @app.post(
@@ -185,7 +185,7 @@ def create_app(
         summary=f"Store up to {MAX_BATCH} messages in one transaction, all or nothing",
     )
     async def post_batch(body: BatchIn) -> Any:
-        records = await messages.validate_and_store_async(
+        records = await messages.validate_and_store(
             [item.message for item in body.messages], [item.idempotency_key for item in body.messages]
         )
         status = 200 if all(record.repeated for record in records) else 201

@@ -26,7 +26,7 @@ from msgsuite.client import Rejected, Unreachable
 from msgsuite.messages import Via
 from msgsuite.secret_plan import SECRETS_FOR, every_derived, every_secret
 from msgsuite.settings import InvalidSetting
-from msgsuite.store import AsyncMessageStore
+from msgsuite.store import MessageStore
 from rest_client.sender import RestSender
 from rest_server.__main__ import RestServerSettings
 from rest_server.app import create_app
@@ -175,7 +175,7 @@ PLENTY = RateLimit(1e6, 1_000_000)
 
 def rest_client(limit: RateLimit = PLENTY) -> TestClient:
     pool = FakePool()
-    return TestClient(create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool, CHECK, limit))  # type: ignore[arg-type]
+    return TestClient(create_app(MessageStore(NO_DATABASE, Via.REST), pool, CHECK, limit))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

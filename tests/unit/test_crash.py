@@ -76,24 +76,6 @@ def test_an_exception_in_a_guarded_loop_callback_ends_the_process() -> None:
     assert_crashed(result, "FrameWindow.publish", "ValueError: frame 7 does not follow 0")
 
 
-def test_a_group_commit_writer_that_fails_outside_the_store_ends_the_process() -> None:
-    result = run_python(
-        """
-        from msgsuite import crash, group_commit
-
-        def broken(group, store):
-            raise AssertionError("the writer's own bug")
-
-        group_commit.store_isolating_refusals = broken
-        crash.exit_on_thread_errors()
-        committer = group_commit.GroupCommitter(lambda texts, keys: [])
-        committer.store(["hola"], [None])  # waits for ever: only the crash ends it
-        print("still running")
-        """
-    )
-    assert_crashed(result, "thread group-commit", "AssertionError: the writer's own bug")
-
-
 def test_or_exit_passes_arguments_through_and_does_nothing_when_the_function_succeeds(exits: Exits) -> None:
     seen: list[tuple[object, ...]] = []
     crash.or_exit("work", lambda *args, **kwargs: seen.append((*args, kwargs)))(1, 2, three=3)

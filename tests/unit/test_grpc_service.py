@@ -16,7 +16,7 @@ from grpc_server.service import MessageService
 from msgsuite import store
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import Via
-from msgsuite.store import AsyncMessageStore
+from msgsuite.store import MessageStore
 
 from .conftest import Exits
 from .fakes import NO_DATABASE, FakeStoreFunction
@@ -69,9 +69,9 @@ class Grpc:
 def grpc_service() -> Iterator[Grpc]:
     stored = FakeStoreFunction()
     with pytest.MonkeyPatch.context() as patch:
-        # AsyncMessageStore validates and group-commits for real; only the SQL call is replaced.
+        # MessageStore validates and group-commits for real; only the SQL call is replaced.
         patch.setattr(store, "store_messages_async", stored.on_the_loop)
-        yield Grpc(MessageService(AsyncMessageStore(NO_DATABASE, Via.GRPC)), stored)
+        yield Grpc(MessageService(MessageStore(NO_DATABASE, Via.GRPC)), stored)
 
 
 @pytest.fixture

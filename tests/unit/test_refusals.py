@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from msgsuite.database import DatabaseUnavailable, MessageRefused
-from msgsuite.group_commit import GroupCommitter
-from msgsuite.messages import StoredMessage, Via
 from msgsuite.refusals import store_isolating_refusals, store_isolating_refusals_async
-
-from .fakes import FakeStoreFunction
 
 
 class TransactionalStore:
@@ -169,43 +163,3 @@ def _calls_for(group: list[str], refused: set[str]) -> list[list[str]]:
     store = TransactionalStore(refused=refused)
     store_isolating_refusals(group, store)
     return store.calls
-
-
-def test_a_refused_request_fails_alone_and_the_rest_of_its_group_commit_is_stored() -> None:
-    stored = FakeStoreFunction()
-    stored.refused = {"veneno"}
-    writing, release = threading.Event(), threading.Event()
-
-    def store(texts: list[str], keys: list[str | None]) -> list[StoredMessage]:
-        writing.set()
-        release.wait(5)  # the first request holds the writer while the others queue up as one group
-        return stored(None, Via.REST, texts, keys)
-
-    committer = GroupCommitter(store)
-    answers: dict[str, Any] = {}
-
-    def send(texts: list[str]) -> None:
-        try:
-            answers[texts[0]] = committer.store(texts, [None] * len(texts))
-        except Exception as error:
-            answers[texts[0]] = error
-
-    threads = [threading.Thread(target=send, args=(["primero"],))]
-    threads[0].start()
-    assert writing.wait(5)
-    for number, texts in enumerate([["a1", "a2"], ["veneno", "b"], ["c1"], ["d1", "d2"]], start=1):
-        threads.append(threading.Thread(target=send, args=(texts,)))
-        threads[-1].start()
-        deadline = time.monotonic() + 5
-        while committer._queue.qsize() < number:  # queued in this order
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-    release.set()
-    for thread in threads:
-        thread.join(5)
-    assert stored.transactions[1] == ["a1", "a2", "veneno", "b", "c1", "d1", "d2"]  # one group
-    assert isinstance(answers["veneno"], MessageRefused) and "no_veneno" in answers["veneno"].reason
-    assert stored.stored_texts == ["primero", "a1", "a2", "c1", "d1", "d2"]  # each once, in arrival order
-    ids = {text: [r.id for r in answers[text]] for text in ("primero", "a1", "c1", "d1")}
-    assert ids == {"primero": [1], "a1": [2, 3], "c1": [4], "d1": [5, 6]}
-    assert len(stored.transactions) - 2 <= math.ceil(math.log2(4)) + 1  # the group had 4 requests

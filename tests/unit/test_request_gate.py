@@ -9,7 +9,7 @@ import pytest
 from starlette.types import ASGIApp, Message
 
 from msgsuite.messages import Via
-from msgsuite.store import AsyncMessageStore
+from msgsuite.store import MessageStore
 from rest_server.app import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES, create_app
 
 from .fakes import NO_DATABASE
@@ -25,7 +25,7 @@ class UnusedPool:
 @pytest.fixture(scope="module")
 def app() -> ASGIApp:
     pool = UnusedPool()
-    return create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool)  # type: ignore[arg-type]
+    return create_app(MessageStore(NO_DATABASE, Via.REST), pool)  # type: ignore[arg-type]
 
 
 def request(

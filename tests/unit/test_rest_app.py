@@ -1,4 +1,4 @@
-"""The REST app in process: FastAPI's TestClient against the real AsyncMessageStore storing into a fake."""
+"""The REST app in process: FastAPI's TestClient against the real MessageStore storing into a fake."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from msgsuite import store
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import Via
-from msgsuite.store import AsyncMessageStore
+from msgsuite.store import MessageStore
 from rest_server.app import create_app
 
 from .fakes import NO_DATABASE, FakeDatabase, FakePool, FakeStoreFunction, record
@@ -29,9 +29,9 @@ def rest_app() -> Iterator[Rest]:
     stored = FakeStoreFunction()
     pool = FakePool()
     with pytest.MonkeyPatch.context() as patch:
-        # AsyncMessageStore validates and group-commits for real; only the SQL call is replaced.
+        # MessageStore validates and group-commits for real; only the SQL call is replaced.
         patch.setattr(store, "store_messages_async", stored.on_the_loop)
-        app = create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool)  # type: ignore[arg-type]
+        app = create_app(MessageStore(NO_DATABASE, Via.REST), pool)  # type: ignore[arg-type]
         # An unexpected error must still become a JSON answer: look at it instead of re-raising it.
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Rest(client, stored, pool)

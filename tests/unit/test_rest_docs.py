@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from msgsuite.messages import Via
-from msgsuite.store import AsyncMessageStore
+from msgsuite.store import MessageStore
 from rest_server.app import create_app
 
 from .fakes import NO_DATABASE, FakePool
@@ -20,7 +20,7 @@ _REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*'([^']+)'
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     pool = FakePool()
-    with TestClient(create_app(AsyncMessageStore(NO_DATABASE, Via.REST), pool)) as client:  # type: ignore[arg-type]
+    with TestClient(create_app(MessageStore(NO_DATABASE, Via.REST), pool)) as client:  # type: ignore[arg-type]
         yield client
 
 
