@@ -33,18 +33,29 @@ class AsyncConnection:
         self._conn: psycopg2.extensions.connection | None = None
 
     async def fetch_all(self, statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """The statement's rows; raises a DatabaseError (see database.py)."""
+        """The statement's rows; raises a DatabaseError (see database.py).
+
+        No answer within settings.statement_timeout is DatabaseUnavailable: the
+        connection is dropped, and the statement may still commit (an
+        idempotency key makes the retry safe).
+        """
         conn = self._conn or await self._open()
         try:
             cursor = conn.cursor()
             cursor.execute(statement, parameters)
-            await _ready(conn)
+            async with asyncio.timeout(self._settings.statement_timeout):
+                await _ready(conn)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         except psycopg2.Error as error:
             classified = classify(error)
             if not isinstance(classified, MessageRefused) or conn.closed:
                 self.close()
             raise classified from error
+        except TimeoutError as error:
+            # Frozen, or stuck on its disk: the outcome is unknown, as after a dropped connection.
+            self.close()
+            timeout = self._settings.statement_timeout
+            raise DatabaseUnavailable(f"no answer from the database within {timeout:g} s") from error
         except BaseException:
             self.close()  # cancelled or broken mid-statement: the session cannot be vouched for
             raise

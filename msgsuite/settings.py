@@ -111,6 +111,8 @@ class DatabaseSettings:
     pool_size: int
     application_name: str  # the service's name: pg_stat_activity shows who holds what
     ca_file: str | None = None  # TLS=on: verify the server's certificate and name against this CA
+    # How long a statement of the event loop's connection may go unanswered (database_async.py).
+    statement_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, application_name: str) -> DatabaseSettings:
@@ -123,6 +125,7 @@ class DatabaseSettings:
             pool_size=integer("DATABASE_POOL_SIZE", 8),
             application_name=application_name,
             ca_file=tls_ca_file(),
+            statement_timeout=number("DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0),
         )
 
     def connect_kwargs(self) -> dict[str, Any]:
@@ -134,6 +137,14 @@ class DatabaseSettings:
             "user": self.user,
             "password": self.password,
             "connect_timeout": 5,
+            # A database that vanishes from the network (no reset, no answer) fails the connection
+            # instead of leaving a statement, or an idle LISTEN, waiting on TCP's own ~15 minutes:
+            # unacknowledged data for 10 s, or an idle connection whose keepalive probes go unanswered.
+            "tcp_user_timeout": 10_000,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
             "application_name": self.application_name,
             **tls,
         }

@@ -10,6 +10,9 @@
   INTERNAL and keep serving.
 - A hub that sends the websocket client a frame it cannot read: the client
   exits with a non-zero status instead of staying up and printing nothing.
+- A frozen database (docker pause): REST answers 503 and gRPC UNAVAILABLE
+  within the statement timeout instead of hanging, gRPC health turns
+  NOT_SERVING, and after the thaw a retry with the same key stores once.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import grpc
 import pika
 import pytest
 import requests
+from grpc_health.v1 import health_pb2
+from suite.v1 import messages_pb2, messages_pb2_grpc
 
+from grpc_server.__main__ import MESSAGE_SERVICE
 from harness.stack import CLIENTS, LONG_RUNNING, Stack, wait_for
 
 from .checks import assert_ids_gap_free
@@ -174,6 +181,70 @@ def test_a_row_no_service_can_read_ends_the_hub_and_consumer_until_it_is_fixed(f
         listener.wait_until(total)
         assert listener.ids() == list(range(before + 1, total + 1))
         assert [f["message"] for f in listener.frames] == ["fila rara", "ya sano"]
+
+
+def grpc_health(stack: Stack) -> int:
+    with stack.grpc_channel() as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        status: int = check(health_pb2.HealthCheckRequest(service=MESSAGE_SERVICE), timeout=10).status
+        return status
+
+
+def send_grpc(stack: Stack, text: str, key: str) -> messages_pb2.SendMessageResponse:
+    with stack.grpc_channel() as channel:
+        stub = messages_pb2_grpc.MessageServiceStub(channel)
+        request = messages_pb2.SendMessageRequest(message=text, idempotency_key=key)
+        response: messages_pb2.SendMessageResponse = stub.SendMessage(request, timeout=30)
+        return response
+
+
+def test_a_frozen_database_gets_clear_refusals_not_hung_requests_and_a_retry_stores_once(faults_stack: Stack) -> None:
+    """docker pause: the database's sockets stay open and nothing answers (as with a disk that stalls).
+
+    Each store waits DATABASE_STATEMENT_TIMEOUT_SECONDS (5 s) at most: REST answers 503 and gRPC
+    UNAVAILABLE well inside the 30 s these calls allow, and gRPC health turns NOT_SERVING. A statement
+    the servers gave up on may still commit when the database thaws; the same key then stores nothing.
+    """
+    stack = faults_stack
+    stack.wait_healthy(LONG_RUNNING)
+    rest_key, grpc_key = f"helado-rest-{uuid.uuid4()}", f"helado-grpc-{uuid.uuid4()}"
+    before = stack.total()
+    stack.compose("pause", "database")
+    try:
+        frozen = requests.post(
+            f"{stack.rest_url}/messages",
+            json={"message": "helado"},
+            headers={"Idempotency-Key": rest_key},
+            timeout=30,
+        )
+        assert frozen.status_code == 503, frozen.text
+        with pytest.raises(grpc.RpcError) as refused:
+            send_grpc(stack, "helado", grpc_key)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        wait_for(
+            lambda: grpc_health(stack) == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=30, what="NOT_SERVING"
+        )
+    finally:
+        stack.compose("unpause", "database")
+    wait_for(lambda: grpc_health(stack) == health_pb2.HealthCheckResponse.SERVING, timeout=60, what="SERVING again")
+    retried = requests.post(
+        f"{stack.rest_url}/messages",
+        json={"message": "helado"},
+        headers={"Idempotency-Key": rest_key},
+        timeout=30,
+    )
+    assert retried.status_code in (200, 201), retried.text
+    assert send_grpc(stack, "helado", grpc_key).via == "GRPC"
+    stored = stack.query(
+        "SELECT idempotency_key, count(*) FROM messages WHERE idempotency_key = ANY(%s) GROUP BY 1",
+        ([rest_key, grpc_key],),
+    )
+    assert dict(stored) == {rest_key: 1, grpc_key: 1}
+    assert assert_ids_gap_free(stack) == before + 2
 
 
 def queue_depth(stack: Stack, queue: str) -> int:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import replace
 from typing import Any
 
+import psycopg2
 import pytest
 
 from msgsuite import database_async
@@ -95,3 +96,45 @@ def test_a_statement_with_no_server_to_reach_is_unavailable_and_keeps_no_connect
 
     asyncio.run(asyncio.wait_for(attempt(), 10))  # libpq refused at once, through the real asynchronous connect
     assert connection._conn is None
+
+
+class UnansweredConnection:
+    """A connection whose statement is sent and never answered (a frozen database, a disk that stalls)."""
+
+    closed = 0
+
+    def cursor(self) -> UnansweredConnection:
+        return self
+
+    def execute(self, statement: str, parameters: object) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = 1
+
+
+def test_a_statement_unanswered_within_the_timeout_is_unavailable_and_drops_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def never_ready(conn: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(database_async, "_ready", never_ready)
+    connection = AsyncConnection(replace(NO_DATABASE, statement_timeout=0.05))
+    unanswered = UnansweredConnection()
+    connection._conn = unanswered  # type: ignore[assignment]
+
+    async def attempt() -> None:
+        with pytest.raises(DatabaseUnavailable, match=r"no answer from the database within 0\.05 s"):
+            await connection.fetch_all("SELECT 1", ())
+
+    asyncio.run(asyncio.wait_for(attempt(), 10))
+    assert unanswered.closed and connection._conn is None  # the next statement opens a new connection
+
+
+def test_libpq_takes_the_tcp_settings_that_give_up_on_a_database_gone_from_the_network() -> None:
+    kwargs = replace(NO_DATABASE, host="127.0.0.1", port=closed_port()).connect_kwargs()
+    assert {"tcp_user_timeout", "keepalives", "keepalives_idle"} <= kwargs.keys()
+    # An option libpq did not know would fail before connecting ("invalid connection option").
+    with pytest.raises(psycopg2.OperationalError, match="refused"):
+        psycopg2.connect(**kwargs)
