@@ -99,7 +99,7 @@ class RateLimiter:
     """A token bucket per caller: `burst` requests at once, refilled at `per_second`.
 
     take() answers 0 when the request may go on, else the seconds until it
-    could. Thread-safe (gRPC serves calls on a thread pool). Buckets of callers
+    could. Thread-safe. Buckets of callers
     that went quiet are dropped once there are many, so a flood of addresses
     cannot grow it without bound.
     """

@@ -23,6 +23,8 @@ from .database import DatabaseUnavailable, MessageRefused, classify
 from .settings import DatabaseSettings
 
 CONNECT_TIMEOUT_SECONDS = 5.0  # libpq's connect_timeout does not apply to an asynchronous connect
+# Past the database's own statement_timeout, how long to wait for its cancellation to arrive.
+CANCEL_GRACE_SECONDS = 1.0
 
 
 class AsyncConnection:
@@ -35,15 +37,17 @@ class AsyncConnection:
     async def fetch_all(self, statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The statement's rows; raises a DatabaseError (see database.py).
 
-        No answer within settings.statement_timeout is DatabaseUnavailable: the
-        connection is dropped, and the statement may still commit (an
-        idempotency key makes the retry safe).
+        A statement that runs past settings.statement_timeout is cancelled by
+        the database (DatabaseUnavailable, nothing stored). No answer even
+        CANCEL_GRACE_SECONDS after that is DatabaseUnavailable too, but the
+        connection is dropped and the statement may still commit when the
+        database wakes (an idempotency key makes the retry safe).
         """
         conn = self._conn or await self._open()
         try:
             cursor = conn.cursor()
             cursor.execute(statement, parameters)
-            async with asyncio.timeout(self._settings.statement_timeout):
+            async with asyncio.timeout(self._settings.statement_timeout + CANCEL_GRACE_SECONDS):
                 await _ready(conn)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         except psycopg2.Error as error:
@@ -52,9 +56,10 @@ class AsyncConnection:
                 self.close()
             raise classified from error
         except TimeoutError as error:
-            # Frozen, or stuck on its disk: the outcome is unknown, as after a dropped connection.
+            # Not even the database's own cancellation came back: frozen, or stuck on its disk. The
+            # outcome is unknown, as after a dropped connection.
             self.close()
-            timeout = self._settings.statement_timeout
+            timeout = self._settings.statement_timeout + CANCEL_GRACE_SECONDS
             raise DatabaseUnavailable(f"no answer from the database within {timeout:g} s") from error
         except BaseException:
             self.close()  # cancelled or broken mid-statement: the session cannot be vouched for

@@ -9,6 +9,7 @@ checks that every variable read here is in .env.example and the README.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,8 @@ def number(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise InvalidSetting(f"environment variable {name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise InvalidSetting(f"environment variable {name} must be greater than 0, not {raw!r}")
+    if not (0 < value < math.inf):  # also refuses nan
+        raise InvalidSetting(f"environment variable {name} must be a number greater than 0, not {raw!r}")
     return value
 
 
@@ -111,7 +112,8 @@ class DatabaseSettings:
     pool_size: int
     application_name: str  # the service's name: pg_stat_activity shows who holds what
     ca_file: str | None = None  # TLS=on: verify the server's certificate and name against this CA
-    # How long a statement of the event loop's connection may go unanswered (database_async.py).
+    # The database cancels a statement of this service that runs longer (nothing of it is stored);
+    # the event loop's connection waits one second more for that answer (database_async.py).
     statement_timeout: float = 5.0
 
     @classmethod
@@ -145,6 +147,7 @@ class DatabaseSettings:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
+            "options": f"-c statement_timeout={round(self.statement_timeout * 1000)}",
             "application_name": self.application_name,
             **tls,
         }

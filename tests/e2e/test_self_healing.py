@@ -13,6 +13,9 @@
 - A frozen database (docker pause): REST answers 503 and gRPC UNAVAILABLE
   within the statement timeout instead of hanging, gRPC health turns
   NOT_SERVING, and after the thaw a retry with the same key stores once.
+- A database alive but stuck (the counter row locked by another session):
+  PostgreSQL cancels each store at the statement timeout, nothing of it is
+  stored, and the same keys store once afterwards.
 """
 
 from __future__ import annotations
@@ -202,12 +205,27 @@ def send_grpc(stack: Stack, text: str, key: str) -> messages_pb2.SendMessageResp
         return response
 
 
+def post_rest(stack: Stack, text: str, key: str) -> requests.Response:
+    return requests.post(
+        f"{stack.rest_url}/messages", json={"message": text}, headers={"Idempotency-Key": key}, timeout=30
+    )
+
+
+def assert_refused_as_unavailable(stack: Stack, text: str, rest_key: str, grpc_key: str) -> None:
+    """REST answers 503 and gRPC UNAVAILABLE (which clients retry), inside the 30 s these calls allow."""
+    response = post_rest(stack, text, rest_key)
+    assert response.status_code == 503, response.text
+    with pytest.raises(grpc.RpcError) as refused:
+        send_grpc(stack, text, grpc_key)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+
+
 def test_a_frozen_database_gets_clear_refusals_not_hung_requests_and_a_retry_stores_once(faults_stack: Stack) -> None:
     """docker pause: the database's sockets stay open and nothing answers (as with a disk that stalls).
 
-    Each store waits DATABASE_STATEMENT_TIMEOUT_SECONDS (5 s) at most: REST answers 503 and gRPC
-    UNAVAILABLE well inside the 30 s these calls allow, and gRPC health turns NOT_SERVING. A statement
-    the servers gave up on may still commit when the database thaws; the same key then stores nothing.
+    Each store waits DATABASE_STATEMENT_TIMEOUT_SECONDS (5 s) and one more at most, and gRPC health
+    turns NOT_SERVING. A statement the servers gave up on may still commit when the database thaws;
+    the same key then stores nothing.
     """
     stack = faults_stack
     stack.wait_healthy(LONG_RUNNING)
@@ -215,28 +233,14 @@ def test_a_frozen_database_gets_clear_refusals_not_hung_requests_and_a_retry_sto
     before = stack.total()
     stack.compose("pause", "database")
     try:
-        frozen = requests.post(
-            f"{stack.rest_url}/messages",
-            json={"message": "helado"},
-            headers={"Idempotency-Key": rest_key},
-            timeout=30,
-        )
-        assert frozen.status_code == 503, frozen.text
-        with pytest.raises(grpc.RpcError) as refused:
-            send_grpc(stack, "helado", grpc_key)
-        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        assert_refused_as_unavailable(stack, "helado", rest_key, grpc_key)
         wait_for(
             lambda: grpc_health(stack) == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=30, what="NOT_SERVING"
         )
     finally:
         stack.compose("unpause", "database")
     wait_for(lambda: grpc_health(stack) == health_pb2.HealthCheckResponse.SERVING, timeout=60, what="SERVING again")
-    retried = requests.post(
-        f"{stack.rest_url}/messages",
-        json={"message": "helado"},
-        headers={"Idempotency-Key": rest_key},
-        timeout=30,
-    )
+    retried = post_rest(stack, "helado", rest_key)
     assert retried.status_code in (200, 201), retried.text
     assert send_grpc(stack, "helado", grpc_key).via == "GRPC"
     stored = stack.query(
@@ -244,6 +248,30 @@ def test_a_frozen_database_gets_clear_refusals_not_hung_requests_and_a_retry_sto
         ([rest_key, grpc_key],),
     )
     assert dict(stored) == {rest_key: 1, grpc_key: 1}
+    assert assert_ids_gap_free(stack) == before + 2
+
+
+def test_a_store_held_past_the_bound_is_cancelled_by_the_database_and_stores_nothing(faults_stack: Stack) -> None:
+    """The counter row locked by another session (a database alive but stuck): each store is cancelled by
+    PostgreSQL after DATABASE_STATEMENT_TIMEOUT_SECONDS and stores nothing when the lock goes; the same
+    keys then store once."""
+    stack = faults_stack
+    stack.wait_healthy(LONG_RUNNING)
+    rest_key, grpc_key = f"retenido-rest-{uuid.uuid4()}", f"retenido-grpc-{uuid.uuid4()}"
+    before = stack.total()
+    with stack.database() as holder:
+        holder.autocommit = False
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT total FROM stream FOR UPDATE")
+        assert_refused_as_unavailable(stack, "retenido", rest_key, grpc_key)
+        holder.rollback()
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%store_messages%'"
+    assert stack.query(waiting)[0][0] == 0  # cancelled, not left queued behind the lock
+    stored = stack.query("SELECT count(*) FROM messages WHERE idempotency_key = ANY(%s)", ([rest_key, grpc_key],))
+    assert stored == [(0,)] and stack.total() == before
+    again = post_rest(stack, "retenido", rest_key)
+    assert again.status_code == 201, again.text  # stored now, not the answer of an earlier store
+    assert not send_grpc(stack, "retenido", grpc_key).repeated
     assert assert_ids_gap_free(stack) == before + 2
 
 

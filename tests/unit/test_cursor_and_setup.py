@@ -50,6 +50,15 @@ def test_a_missing_setting_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
         settings.DatabaseSettings.from_env("test")
 
 
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf", "cinco"])
+def test_a_number_setting_must_be_a_finite_positive_number(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_SECONDS", raw)
+    with pytest.raises(settings.InvalidSetting, match=f"DATABASE_STATEMENT_TIMEOUT_SECONDS must be a number.*{raw}"):
+        settings.number("DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0)
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_SECONDS", "2.5")
+    assert settings.number("DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0) == 2.5
+
+
 def test_a_secret_is_read_from_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "pw").write_text("s3cret\n")
     monkeypatch.delenv("SOME_PASSWORD", raising=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
@@ -11,12 +13,15 @@ import pytest
 from grpc_health.v1 import health_pb2
 from suite.v1 import messages_pb2
 
-from grpc_server.__main__ import MESSAGE_SERVICE, _exit_unless_cancelled, watch_database
+from grpc_server.__main__ import MESSAGE_SERVICE, GrpcServerSettings, _exit_unless_cancelled, serve, watch_database
 from grpc_server.service import MessageService
 from msgsuite import store
+from msgsuite.auth import RateLimit, TokenCheck
 from msgsuite.database import DatabaseFailure, DatabaseUnavailable, MessageRefused
 from msgsuite.messages import Via
+from msgsuite.no_storage import NothingStored
 from msgsuite.store import MessageStore
+from msgsuite.tls import TlsSettings
 
 from .conftest import Exits
 from .fakes import NO_DATABASE, FakeStoreFunction
@@ -266,3 +271,43 @@ def test_any_other_error_in_the_watcher_ends_the_process(exits: Exits) -> None:
     asyncio.run(run_watcher())
     assert exits.codes == [70]
     assert health.statuses == [("", SERVING), (MESSAGE_SERVICE, SERVING)]  # never frozen silently
+
+
+# The server's life: serve() until a stop is asked for, and never past a server that stopped itself
+
+
+def serving_settings() -> GrpcServerSettings:
+    return GrpcServerSettings(NO_DATABASE, 0, 0, TlsSettings(), TokenCheck(None), RateLimit(5000, 10000))
+
+
+def test_a_stop_signal_ends_serve_cleanly(exits: Exits) -> None:
+    async def scenario() -> None:
+        serving = asyncio.create_task(serve(serving_settings(), NothingStored(Via.GRPC), lambda: False))
+        await asyncio.sleep(0.5)  # started, its signal handlers in place
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, 15)
+
+    asyncio.run(scenario())
+    assert exits.codes == []
+
+
+def test_a_server_that_stops_without_being_asked_ends_the_process(
+    exits: Exits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[grpc.aio.Server] = []
+    real_server = grpc.aio.server
+
+    def recorded(*args: Any, **kwargs: Any) -> grpc.aio.Server:
+        created.append(real_server(*args, **kwargs))
+        return created[-1]
+
+    monkeypatch.setattr(grpc.aio, "server", recorded)
+
+    async def scenario() -> None:
+        serving = asyncio.create_task(serve(serving_settings(), NothingStored(Via.GRPC), lambda: False))
+        await asyncio.sleep(0.5)
+        await created[0].stop(None)  # as gRPC does when its serving loop fails
+        await asyncio.wait_for(serving, 15)  # exit_now is recorded, not done, so serve goes on to its end
+
+    asyncio.run(scenario())
+    assert exits.codes == [70]
