@@ -4,7 +4,7 @@ psycopg2's asynchronous connections send a statement and return; the loop
 watches the socket and polls the connection until the answer is in. They
 are always in autocommit, which is what the store needs (its statement is
 its transaction, see store.py). Errors leave classified, as from the
-thread pool (database.py), and the connection is kept on the same terms:
+pool of blocking connections (database.py), and the connection is kept on the same terms:
 after success or a refusal of the message, else closed and opened afresh
 by the next statement.
 """
