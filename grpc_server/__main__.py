@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -113,10 +112,7 @@ def main(messages_for: Callable[[DatabaseSettings], Messages] = stored_in) -> in
 async def serve(settings: GrpcServerSettings, messages: Messages, stopped_early: Callable[[], bool]) -> None:
     """Serves until SIGTERM or SIGINT, then lets in-flight calls finish (up to GRACE_SECONDS)."""
     log = logging.getLogger("grpc-server")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = shutdown.stop_event()
     if stopped_early():
         return
     server = grpc.aio.server(
@@ -147,24 +143,14 @@ async def serve(settings: GrpcServerSettings, messages: Messages, stopped_early:
     health_connection = AsyncConnection(settings.database)
     watcher = asyncio.create_task(watch_database(health_connection, health_servicer), name="health-watcher")
     watcher.add_done_callback(_exit_unless_cancelled)
-    await _stop_requested_or_exit(stop, server)
+    # Not cancelled once stopped: it awaits the server's own shutdown future without a shield.
+    terminated = asyncio.ensure_future(server.wait_for_termination())
+    await shutdown.until_stopped(stop, terminated, "the gRPC server")  # gRPC stops one whose serving loop failed
     log.info("stopping: finishing in-flight calls (up to %d s)", GRACE_SECONDS)
     watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(GRACE_SECONDS)
     health_connection.close()
-
-
-async def _stop_requested_or_exit(stop: asyncio.Event, server: grpc.aio.Server) -> None:
-    """Returns when a stop is asked for; a server that ends on its own (gRPC stops one whose
-    serving loop failed) ends the process instead, since it would serve nothing ever again."""
-    requested = asyncio.create_task(stop.wait())
-    terminated = asyncio.create_task(server.wait_for_termination())
-    await asyncio.wait((requested, terminated), return_when=asyncio.FIRST_COMPLETED)
-    if not requested.done():
-        crash.exit_now("the gRPC server", RuntimeError("it stopped serving without being asked to"))
-    # `terminated` is left to end with the server: cancelling it would cancel the server's own
-    # shutdown future, which it awaits without a shield.
 
 
 def _exit_unless_cancelled(task: asyncio.Task[None]) -> None:

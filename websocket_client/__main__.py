@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from msgsuite import crash, logs, metrics
+from msgsuite import crash, logs, metrics, shutdown
 from msgsuite.auth import client_token
 from msgsuite.backoff import Reconnecting
 from msgsuite.probe import touch
@@ -146,15 +145,9 @@ async def run(
     tls: TlsSettings | None = None,
     token: str | None = None,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = shutdown.stop_event()
     listening = asyncio.create_task(listen(hub_url, cursor_file, Liveness(liveness_file), tls, token))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if listening.done():
-        crash.exit_now("listening to the hub", listening.exception() or RuntimeError("the listener returned"))
+    await shutdown.until_stopped(stop, listening, "listening to the hub")
     # Between frames: the cursor on disk matches the last line printed.
     listening.cancel()
     await asyncio.gather(listening, return_exceptions=True)

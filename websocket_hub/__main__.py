@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 import threading
 from dataclasses import dataclass
 
 import uvloop
 
-from msgsuite import crash, logs
+from msgsuite import crash, logs, shutdown
 from msgsuite.auth import TokenCheck, auth_enabled
 from msgsuite.database import ConnectionPool
 from msgsuite.schema import wait_for_schema
@@ -60,9 +59,7 @@ async def run(settings: HubSettings) -> None:
     threading.Thread(target=follower.run, name="follower", daemon=True).start()
     pool = ConnectionPool(settings.database, size=2)
     listeners = Listeners(window, pool, settings.slow_listener_seconds)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = shutdown.stop_event()
     access = HubAccess(settings.tokens, ListenerSlots(settings.limits))
     routes = Routes(window, listeners, StreamCountsCache(pool), access)
     context = settings.tls.server_context() if settings.tls.enabled else None
