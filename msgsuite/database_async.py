@@ -44,10 +44,11 @@ class AsyncConnection:
         database wakes (an idempotency key makes the retry safe).
         """
         conn = self._conn or await self._open()
+        answer_within = self._settings.statement_timeout + CANCEL_GRACE_SECONDS
         try:
             cursor = conn.cursor()
             cursor.execute(statement, parameters)
-            async with asyncio.timeout(self._settings.statement_timeout + CANCEL_GRACE_SECONDS):
+            async with asyncio.timeout(answer_within):
                 await _ready(conn)
             rows: list[tuple[Any, ...]] = cursor.fetchall()
         except psycopg2.Error as error:
@@ -59,8 +60,7 @@ class AsyncConnection:
             # Not even the database's own cancellation came back: frozen, or stuck on its disk. The
             # outcome is unknown, as after a dropped connection.
             self.close()
-            timeout = self._settings.statement_timeout + CANCEL_GRACE_SECONDS
-            raise DatabaseUnavailable(f"no answer from the database within {timeout:g} s") from error
+            raise DatabaseUnavailable(f"no answer from the database within {answer_within:g} s") from error
         except BaseException:
             self.close()  # cancelled or broken mid-statement: the session cannot be vouched for
             raise

@@ -27,7 +27,7 @@ from .refusals import store_isolating_refusals_async
 AsyncStoreFunction = Callable[[list[str], list[str | None]], Awaitable[list[StoredMessage]]]
 
 
-def split_per_request(records: list[StoredMessage], counts: Sequence[int]) -> list[list[StoredMessage]]:
+def _split_per_request(records: list[StoredMessage], counts: Sequence[int]) -> list[list[StoredMessage]]:
     """One group's records, in order, cut back into its requests' (counts: each request's number of texts)."""
     split, start = [], 0
     for count in counts:
@@ -92,7 +92,7 @@ class GroupCommitter:
     async def _store_requests(self, requests: Sequence[_Request]) -> list[list[StoredMessage]]:
         """The requests' messages in one transaction; their records, split back per request."""
         records = await self._store([t for r in requests for t in r.texts], [k for r in requests for k in r.keys])
-        return split_per_request(records, [len(r.texts) for r in requests])
+        return _split_per_request(records, [len(r.texts) for r in requests])
 
     def _next_group(self) -> list[_Request]:
         """What is waiting now (at least one request), up to max_messages, in arrival order."""
