@@ -16,7 +16,7 @@ MIGRATIONS_DIR (default /app/database/migrations) and MIGRATE_WAIT_SECONDS
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from msgsuite import logs
@@ -36,7 +36,7 @@ class MigrateSettings:
     @classmethod
     def from_env(cls) -> MigrateSettings:
         return cls(
-            DatabaseSettings.from_env("migrate"),
+            replace(DatabaseSettings.from_env("migrate"), statement_timeout=None),  # a migration may run for minutes
             Path(optional("MIGRATIONS_DIR", "/app/database/migrations")),
             integer("MIGRATE_WAIT_SECONDS", 120),
             read_passwords(Path(optional("ROLE_PASSWORDS_DIR", "/run/suite-secrets"))),

@@ -47,9 +47,7 @@ def connect_when_ready(settings: DatabaseSettings, wait_seconds: float) -> psyco
     delays = Backoff(cap=5).delays()
     while True:
         try:
-            # A migration may run for minutes: no statement timeout for it.
-            kwargs = {**settings.connect_kwargs(), "options": "-c statement_timeout=0"}
-            conn: psycopg2.extensions.connection = psycopg2.connect(**kwargs)
+            conn: psycopg2.extensions.connection = psycopg2.connect(**settings.connect_kwargs())
             conn.autocommit = True
             return conn
         except psycopg2.OperationalError as error:

@@ -44,7 +44,8 @@ class AsyncConnection:
         database wakes (an idempotency key makes the retry safe).
         """
         conn = self._conn or await self._open()
-        answer_within = self._settings.statement_timeout + CANCEL_GRACE_SECONDS
+        limit = self._settings.statement_timeout
+        answer_within = None if limit is None else limit + CANCEL_GRACE_SECONDS
         try:
             cursor = conn.cursor()
             cursor.execute(statement, parameters)

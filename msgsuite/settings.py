@@ -114,7 +114,8 @@ class DatabaseSettings:
     ca_file: str | None = None  # TLS=on: verify the server's certificate and name against this CA
     # The database cancels a statement of this service that runs longer (nothing of it is stored);
     # the event loop's connection waits one second more for that answer (database_async.py).
-    statement_timeout: float = 5.0
+    # None: no limit (migrate, whose statements may run for minutes).
+    statement_timeout: float | None = 5.0
 
     @classmethod
     def from_env(cls, application_name: str) -> DatabaseSettings:
@@ -147,8 +148,12 @@ class DatabaseSettings:
             "keepalives_idle": 10,
             "keepalives_interval": 5,
             "keepalives_count": 3,
-            "options": f"-c statement_timeout={round(self.statement_timeout * 1000)}",
             "application_name": self.application_name,
+            **(
+                {"options": f"-c statement_timeout={round(self.statement_timeout * 1000)}"}
+                if self.statement_timeout
+                else {}
+            ),
             **tls,
         }
 

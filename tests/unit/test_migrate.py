@@ -1,8 +1,11 @@
 from pathlib import Path
 
+import pytest
 from yoyo.connections import parse_uri
 from yoyo.migrations import read_migrations
 
+from migrate.__main__ import MigrateSettings
+from migrate.roles import OWNER, role
 from migrate.schema import yoyo_url
 from msgsuite.settings import DatabaseSettings
 
@@ -68,3 +71,16 @@ def test_migrations_are_plain_sql_read_in_file_name_order_starting_with_the_base
     assert ids[0] == "0001-baseline"
     assert ids == sorted(ids)
     assert all(path.suffix in {".sql", ".md"} for path in MIGRATIONS.iterdir())
+
+
+def test_migrate_sets_no_statement_timeout_where_the_services_set_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in {"POSTGRES_HOST": "db", "POSTGRES_DB": "suite", "POSTGRES_USER": "suite"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("POSTGRES_PASSWORD", "secret")
+    monkeypatch.setenv("DATABASE_STATEMENT_TIMEOUT_SECONDS", "5")
+    (tmp_path / str(role(OWNER).secret)).write_text("owner-password")
+    monkeypatch.setenv("ROLE_PASSWORDS_DIR", str(tmp_path))
+    assert "options" not in MigrateSettings.from_env().database.connect_kwargs()  # a migration may run for minutes
+    assert DatabaseSettings.from_env("rest-server").connect_kwargs()["options"] == "-c statement_timeout=5000"
